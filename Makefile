@@ -1,0 +1,46 @@
+# bertbench — every command a user needs. `make test` and `make glue` work on a fresh machine (CPU, offline).
+PY     ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build on machines without a GPU; GPU users install their torch first (see conda_env_linux.yaml).
+TORCH  ?= torch==2.13.0
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install test test-all glue glue-cpu-3seeds lab lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# torch is installed first and pinned in the second call, so no dependency can pull another build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test,notebooks,hub,tensorboard]" "$(TORCH)"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install  ## the test suite (offline, CPU, a few minutes)
+	$(BIN)/python -m pytest
+
+test-all: install  ## also the slow tests
+	$(BIN)/python -m pytest -m "not gpu"
+
+glue: install  ## notebook 03 on the defaults: packaged MiniLM, cpu preset, one seed
+	$(BIN)/python notebooks/03_glue_finetune.py
+
+GLUE_COMMITTED = BB_SEEDS=0,1,2 BB_TASK_OVERRIDES="sst2.seeds=0;sst2.max_train_examples=0;sst2.epochs=2"
+glue-cpu-3seeds: install  ## the committed outputs/03_glue_finetune.csv: cpu preset, 3 seeds (SST-2: 1 seed, all data)
+	$(GLUE_COMMITTED) \
+		$(BIN)/python notebooks/03_glue_finetune.py
+
+lab: install  ## JupyterLab with jupytext: notebooks/*.py open as notebooks
+	$(BIN)/python -m pip install -q -e ".[lab]" "$(TORCH)"
+	$(BIN)/jupyter lab notebooks/
+
+lint: install
+	$(BIN)/python -m pip install -q ruff
+	$(BIN)/ruff check lib tests notebooks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

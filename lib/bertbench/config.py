@@ -1,0 +1,156 @@
+"""Typed, frozen run configurations with named presets and ``BB_<FIELD>`` environment overrides.
+
+Each notebook has one config dataclass derived from :class:`BaseConfig`. ``Config.from_env()`` starts from the preset
+named by ``BB_PRESET`` (or the class default), applies keyword overrides, then ``BB_<FIELD>`` variables, coerced to the
+field's type. An unknown ``BB_*`` variable is an error that lists the valid names (nanoGPT's "Unknown config key"),
+and values are validated when the config is built, not an hour into training. No config text is ever executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .paths import PATH_ENV_VARS
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def coerce(value: Any, annotation: Any, name: str) -> Any:
+    """Convert a string (from the environment or a task override) to ``annotation``; other values pass through."""
+    if not isinstance(value, str):
+        if typing.get_origin(annotation) is tuple and isinstance(value, list | tuple):
+            return tuple(value)
+        return value
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        (item_type, *_rest) = typing.get_args(annotation)
+        items = [part.strip() for part in value.split(",") if part.strip()]
+        return tuple(coerce(item, item_type, name) for item in items)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return coerce(value, options[0], name)
+    try:
+        if annotation is bool:
+            lowered = value.strip().lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            raise ValueError(f"expected one of {sorted(_TRUE | _FALSE - {''})}")
+        if annotation is int:
+            return int(value)
+        if annotation is float:
+            return float(value)
+    except ValueError as err:
+        raise ValueError(f"config field {name!r}: cannot read {value!r} as {annotation.__name__}: {err}") from None
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseConfig:
+    """Fields shared by every notebook's config. Subclasses add fields and fill ``PRESETS``."""
+
+    preset: str = "cpu"
+
+    # preset name -> field overrides applied on top of the dataclass defaults
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}, "cpu": {}, "full": {}}
+
+    @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """Every ``BB_*`` variable this config accepts: one per field, plus the path variables."""
+        return [f"BB_{name.upper()}" for name in cls.field_types()] + list(PATH_ENV_VARS)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any):
+        """Build the config: class defaults < preset < keyword ``overrides`` < ``BB_<FIELD>`` variables.
+
+        Args:
+            environ: the environment to read (default ``os.environ``).
+            **overrides: field values set by the caller (e.g. a notebook pinning ``tasks``).
+
+        Raises:
+            ValueError: an unknown ``BB_*`` variable, an unknown preset or field, or a value out of range.
+        """
+        environ = os.environ if environ is None else environ
+        types_by_field = cls.field_types()
+        given = {key: val for key, val in environ.items() if key.startswith("BB_")}
+        valid = set(cls.env_names())
+        unknown = sorted(set(given) - valid)
+        if unknown:
+            raise ValueError(
+                f"unknown environment variable(s) {', '.join(unknown)} for {cls.__name__}; "
+                f"valid names are: {', '.join(sorted(valid))}"
+            )
+        bad_keys = sorted(set(overrides) - set(types_by_field))
+        if bad_keys:
+            raise ValueError(f"{cls.__name__} has no field(s) {bad_keys}; fields are {sorted(types_by_field)}")
+        preset = given.get("BB_PRESET") or overrides.get("preset") or cls.preset
+        if preset not in cls.PRESETS:
+            raise ValueError(f"unknown preset {preset!r} for {cls.__name__}; presets are {sorted(cls.PRESETS)}")
+        values: dict[str, Any] = dict(cls.PRESETS[preset])
+        values.update(overrides)
+        for name in types_by_field:
+            key = f"BB_{name.upper()}"
+            if key in given:
+                values[name] = given[key]
+        values["preset"] = preset
+        values = {name: coerce(val, types_by_field[name], name) for name, val in values.items()}
+        return cls(**values)
+
+    def replace(self, **changes: Any):
+        """A copy with ``changes`` (strings are coerced like environment values); validated again."""
+        types_by_field = self.field_types()
+        bad_keys = sorted(set(changes) - set(types_by_field))
+        if bad_keys:
+            raise ValueError(f"{type(self).__name__} has no field(s) {bad_keys}")
+        coerced = {name: coerce(val, types_by_field[name], name) for name, val in changes.items()}
+        return dataclasses.replace(self, **coerced)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Range checks; subclasses extend. Raises ValueError naming the field."""
+        if self.preset not in self.PRESETS:
+            raise ValueError(f"preset: {self.preset!r} is not one of {sorted(self.PRESETS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: (list(val) if isinstance(val, tuple) else val) for name, val in dataclasses.asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def __str__(self) -> str:
+        width = max(len(name) for name in self.field_types())
+        lines = [f"{type(self).__name__} (preset {self.preset!r})"]
+        lines += [f"  {name:<{width}} = {val!r}" for name, val in self.to_dict().items()]
+        return "\n".join(lines)
+
+    _repr_pretty_ = lambda self, printer, cycle: printer.text(str(self))  # noqa: E731  (IPython shows str())
+
+
+def check_range(name: str, value: float, low: float | None = None, high: float | None = None, *,
+                low_open: bool = False) -> None:
+    """Raise ValueError unless ``low <= value <= high`` (``low < value`` with ``low_open``)."""
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name}: {value!r} must be {'>' if low_open else '>='} {low}")
+    if high is not None and value > high:
+        raise ValueError(f"{name}: {value!r} must be <= {high}")
+
+
+def check_choice(name: str, value: str, choices: typing.Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name}: {value!r} is not one of {choices}")

@@ -1,0 +1,173 @@
+"""Generic labelled text that users bring: classic BERT TSV, CSV, JSONL, and Hugging Face datasets.
+
+The classic BERT TSV layout has no header and the columns ``ID, ALPHA_COL, LABEL, TEXT_A[, TEXT_B]`` (the alpha
+column is a throw-away letter kept by the original run_classifier recipes). Labels may be strings or integers;
+their order is given by ``label_names`` or, if not given, is the sorted set of labels in the file, and is returned so
+that the dev and test files of the same task use the same order.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from .examples import DataError, Examples
+
+
+def _to_label(raw, label_names: list[str] | None, regression: bool, where: str) -> int | float:
+    if regression:
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: field 'label': {raw!r} is not a number") from None
+    if label_names is None:
+        raise DataError(f"{where}: label_names must be known to read labels")
+    key = str(raw).strip()
+    if key in label_names:
+        return label_names.index(key)
+    raise DataError(f"{where}: field 'label': {raw!r} is not one of {label_names}")
+
+
+def _label_names_from(values: Sequence, given: Sequence[str] | None) -> list[str]:
+    if given is not None:
+        return [str(name) for name in given]
+    distinct = {str(value).strip() for value in values}
+    # integers sort numerically ("2" before "10"); anything else alphabetically
+    return sorted(distinct, key=lambda v: (0, int(v), "") if v.lstrip("-").isdigit() else (1, 0, v))
+
+
+def _finish(rows: list[dict], where_of: list[str], text: str, text_pair: str | None, label: str | None,
+            label_names: Sequence[str] | None, regression: bool, source: str, id_column: str | None):
+    text_a, text_b, ids = [], [] if text_pair else None, []
+    for row, where in zip(rows, where_of, strict=True):
+        for column in (text, text_pair, label, id_column):
+            if column is not None and column not in row:
+                raise DataError(f"{where}: field {column!r} is missing (fields: {sorted(row)})")
+        value = row[text]
+        if not isinstance(value, str):
+            raise DataError(f"{where}: field {text!r}: expected text, got {type(value).__name__}")
+        text_a.append(value)
+        if text_b is not None:
+            text_b.append(str(row[text_pair]))
+        ids.append(str(row[id_column]) if id_column else where.rsplit(":", 1)[-1])
+    names = None
+    labels = None
+    if label is not None:
+        names = None if regression else _label_names_from([row[label] for row in rows], label_names)
+        labels = [_to_label(row[label], names, regression, where) for row, where in zip(rows, where_of, strict=True)]
+    if not text_a:
+        raise DataError(f"{source}: no examples")
+    return Examples(text_a, text_b, labels, ids, source=source), names
+
+
+def read_bert_tsv(path: str | Path, label_names: Sequence[str] | None = None, has_labels: bool = True):
+    """Read the classic BERT TSV: ``ID, ALPHA_COL, LABEL, TEXT_A[, TEXT_B]``, no header, QUOTE_NONE.
+
+    Returns:
+        (examples, label_names): label order as given, or the sorted labels of this file.
+    """
+    path = Path(path)
+    rows, where_of = [], []
+    n_fields = None
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) not in (4, 5):
+                raise DataError(f"{where}: expected 4 or 5 tab-separated fields (ID, ALPHA, LABEL, TEXT_A[, TEXT_B]), "
+                                f"got {len(row)}")
+            n_fields = n_fields or len(row)
+            if len(row) != n_fields:
+                raise DataError(f"{where}: expected {n_fields} fields like the first row, got {len(row)}")
+            record = {"id": row[0], "label": row[2], "text_a": row[3]}
+            if n_fields == 5:
+                record["text_b"] = row[4]
+            rows.append(record)
+            where_of.append(where)
+    return _finish(rows, where_of, "text_a", "text_b" if n_fields == 5 else None, "label" if has_labels else None,
+                   label_names, False, str(path), "id")
+
+
+def read_csv(path: str | Path, text: str = "text", text_pair: str | None = None, label: str | None = "label",
+             label_names: Sequence[str] | None = None, regression: bool = False, id_column: str | None = None,
+             delimiter: str = ","):
+    """Read a CSV (RFC 4180 quoting, header row) with named text / text-pair / label columns.
+
+    Returns:
+        (examples, label_names) — label_names is None for regression or unlabelled files.
+    """
+    path = Path(path)
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        if reader.fieldnames is None:
+            raise DataError(f"{path}: the file is empty (expected a header line)")
+        rows, where_of = [], []
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if None in row or any(value is None for value in row.values()):
+                raise DataError(f"{where}: expected {len(reader.fieldnames)} fields like the header, got a different "
+                                f"number")
+            rows.append(row)
+            where_of.append(where)
+    return _finish(rows, where_of, text, text_pair, label, label_names, regression, str(path), id_column)
+
+
+def read_jsonl(path: str | Path, text: str = "text", text_pair: str | None = None, label: str | None = "label",
+               label_names: Sequence[str] | None = None, regression: bool = False, id_column: str | None = None):
+    """Read JSON Lines, one object per line, with named text / text-pair / label fields."""
+    path = Path(path)
+    rows, where_of = [], []
+    with open(path, encoding="utf-8-sig") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            rows.append(record)
+            where_of.append(where)
+    return _finish(rows, where_of, text, text_pair, label, label_names, regression, str(path), id_column)
+
+
+def examples_from_hf(data, text: str = "text", text_pair: str | None = None, label: str | None = "label",
+                     label_names: Sequence[str] | None = None, regression: bool = False,
+                     id_column: str | None = None) -> Examples:
+    """Convert a ``datasets.Dataset`` (or anything with ``column_names`` and column access) to Examples.
+
+    Integer labels are taken as class indices when ``label_names`` is given or the column is a ClassLabel; string
+    labels are mapped through ``label_names`` (default: the ClassLabel names, else the sorted distinct labels).
+    """
+    columns = list(data.column_names)
+    for column in (text, text_pair, label, id_column):
+        if column is not None and column not in columns:
+            raise DataError(f"dataset: column {column!r} is missing (columns: {columns})")
+    source = f"dataset({getattr(data, 'info', None) and data.info.dataset_name or 'in memory'})"
+    text_a = [str(value) for value in data[text]]
+    text_b = [str(value) for value in data[text_pair]] if text_pair else None
+    ids = [str(value) for value in data[id_column]] if id_column else None
+    labels = None
+    if label is not None:
+        raw = list(data[label])
+        if regression:
+            labels = [float(value) for value in raw]
+        else:
+            feature = getattr(data, "features", {}).get(label) if hasattr(data, "features") else None
+            names = label_names or getattr(feature, "names", None)
+            if all(isinstance(value, int) for value in raw) and names is not None:
+                bad = [(i, v) for i, v in enumerate(raw) if not 0 <= v < len(names)]
+                if bad:
+                    row, value = bad[0]
+                    raise DataError(f"{source} row {row}: field {label!r}: {value} is outside 0..{len(names) - 1}")
+                labels = raw
+            else:
+                names = _label_names_from(raw, names)
+                labels = [_to_label(value, names, False, f"{source} row {i}") for i, value in enumerate(raw)]
+    return Examples(text_a, text_b, labels, ids, source=source)

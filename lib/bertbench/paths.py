@@ -1,0 +1,48 @@
+"""Where things live: repo root, data, outputs, run artefacts, caches.
+
+Nothing here depends on the working directory: jupytext/nbclient run a notebook with cwd = notebooks/, a plain
+``python notebooks/x.py`` uses the caller's cwd. Every path is resolved from an environment variable or from the
+repository root (the first parent holding ``pyproject.toml``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Environment variables that name paths rather than config fields (accepted next to every config's BB_* fields).
+PATH_ENV_VARS = ("BB_DATA_DIR", "BB_OUTPUT_DIR", "BB_RUNS_DIR")
+
+
+def repo_root() -> Path:
+    """The bertbench checkout (parent of ``lib/``), found by walking up to ``pyproject.toml``."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "lib" / "bertbench").is_dir():
+            return parent
+    # Installed non-editable: fall back to the working directory, the only sensible anchor left.
+    return Path.cwd()
+
+
+def data_dir() -> Path:
+    """Root of the shared data (``glue/``, ``hyperpartisan/``, ...): ``$BB_DATA_DIR`` or ``../shared/data``."""
+    env = os.environ.get("BB_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    return (repo_root().parent / "shared" / "data").resolve()
+
+
+def outputs_dir() -> Path:
+    """Result CSVs and figures: ``$BB_OUTPUT_DIR`` or ``<repo>/outputs``."""
+    env = os.environ.get("BB_OUTPUT_DIR")
+    path = Path(env).expanduser().resolve() if env else repo_root() / "outputs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def runs_dir() -> Path:
+    """Checkpoints, submission files and TensorBoard logs (outside git): ``$BB_RUNS_DIR`` or ``<repo>/runs``."""
+    env = os.environ.get("BB_RUNS_DIR")
+    path = Path(env).expanduser().resolve() if env else repo_root() / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,142 @@
+"""The result schema, atomic writes, and the one loader.
+
+Long format: one row per (run, task, split, step, metric) with the protocol columns that decide whether two rows may
+be compared, and the full resolved config as JSON. Rows are written only here: the file is rewritten through a
+temporary file and ``os.replace`` (a crash never leaves half a file), and a run's rows replace earlier rows with the
+same ``run_id`` (re-running a configuration updates it instead of duplicating it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+
+# column -> dtype kind ("str", "int", "float"); order is the file's column order
+COLUMNS: dict[str, str] = {
+    "schema_version": "int",
+    "run_id": "str",
+    "notebook": "str",
+    "preset": "str",
+    "model": "str",
+    "task": "str",
+    "seed": "int",
+    "split": "str",
+    "step": "int",
+    "metric": "str",
+    "value": "float",
+    "init": "str",
+    "head_init": "str",
+    "selection": "str",
+    "max_len": "int",
+    "train_examples": "int",
+    "device": "str",
+    "wall_s": "float",
+    "created_at": "str",
+    "config": "str",
+}
+REQUIRED_NONEMPTY = ("run_id", "notebook", "preset", "model", "task", "split", "metric")
+
+
+class ResultsError(ValueError):
+    """A result file or row does not follow the schema; the message names the file, line and column."""
+
+
+def make_rows(common: Mapping[str, object], entries: Iterable[tuple[str, int, str, float]]) -> list[dict]:
+    """Rows for one run: ``common`` columns (run_id, task, ...) plus each (split, step, metric, value) entry."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    base = {"schema_version": SCHEMA_VERSION, "created_at": now, **common}
+    return [{**base, "split": split, "step": step, "metric": metric, "value": float(value)}
+            for split, step, metric, value in entries]
+
+
+def validate(frame: pd.DataFrame, source: str = "rows") -> pd.DataFrame:
+    """Check columns, types and required values; return the frame with the schema's column order and dtypes."""
+    missing = [column for column in COLUMNS if column not in frame.columns]
+    if missing:
+        raise ResultsError(f"{source}: missing column(s) {missing}")
+    extra = [column for column in frame.columns if column not in COLUMNS]
+    if extra:
+        raise ResultsError(f"{source}: unknown column(s) {extra}; the schema has {list(COLUMNS)}")
+    frame = frame[list(COLUMNS)].copy()
+    for position, (_, row) in enumerate(frame.iterrows()):
+        line = position + 2  # header is line 1
+        for column in REQUIRED_NONEMPTY:
+            if pd.isna(row[column]) or str(row[column]).strip() == "":
+                raise ResultsError(f"{source}:{line}: column {column!r} is empty")
+        for column, kind in COLUMNS.items():
+            value = row[column]
+            if kind in ("int", "float"):
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    raise ResultsError(f"{source}:{line}: column {column!r}: {value!r} is not a number") from None
+                if kind == "int" and number != int(number):
+                    raise ResultsError(f"{source}:{line}: column {column!r}: {value!r} is not an integer")
+        if int(row["schema_version"]) > SCHEMA_VERSION:
+            raise ResultsError(f"{source}:{line}: schema_version {row['schema_version']} is newer than this "
+                               f"bertbench ({SCHEMA_VERSION}); upgrade bertbench to read it")
+        try:
+            json.loads(row["config"])
+        except (TypeError, json.JSONDecodeError):
+            raise ResultsError(f"{source}:{line}: column 'config' is not valid JSON") from None
+    for column, kind in COLUMNS.items():
+        frame[column] = frame[column].astype({"int": "int64", "float": "float64", "str": "string"}[kind])
+    return frame
+
+
+def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as out:
+            frame.to_csv(out, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_results(rows: list[dict] | pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """Validate ``rows`` and merge them into the CSV at ``path`` atomically.
+
+    Earlier rows with the same ``run_id`` are replaced; all other rows are kept. Returns the whole file's frame.
+    """
+    path = Path(path)
+    new = validate(pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows, "new rows")
+    if path.exists():
+        old = load_results(path)
+        old = old[~old["run_id"].isin(set(new["run_id"]))]
+        merged = pd.concat([old, new], ignore_index=True) if len(old) else new
+    else:
+        merged = new
+    _atomic_write_csv(merged, path)
+    return merged
+
+
+def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
+    """Load and validate one or more result CSVs (a folder means every ``*.csv`` in it) into one frame."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    files: list[Path] = []
+    for item in map(Path, paths):
+        files.extend(sorted(item.glob("*.csv")) if item.is_dir() else [item])
+    frames = []
+    for file in files:
+        try:
+            frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""])
+        except pd.errors.ParserError as err:
+            raise ResultsError(f"{file}: not a readable CSV ({err})") from None
+        except pd.errors.EmptyDataError:
+            raise ResultsError(f"{file}: the file is empty") from None
+        frames.append(validate(frame, str(file)))
+    if not frames:
+        return validate(pd.DataFrame({column: [] for column in COLUMNS}))
+    return pd.concat(frames, ignore_index=True)

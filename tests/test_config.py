@@ -1,0 +1,75 @@
+import pytest
+
+import bertbench as bb
+
+
+def test_presets_differ_and_default_is_cpu():
+    cpu = bb.GlueConfig.from_env(environ={})
+    tiny = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny"})
+    assert cpu.preset == "cpu" and cpu.model == "minilm"
+    assert tiny.preset == "tiny" and tiny.model.startswith("random-bert-")
+    assert tiny.max_train_examples < cpu.max_train_examples
+
+
+def test_env_overrides_are_coerced_to_field_types():
+    cfg = bb.GlueConfig.from_env(environ={
+        "BB_LR": "3e-5", "BB_EPOCHS": "5", "BB_SEEDS": "1,2,3", "BB_TASKS": "rte, mrpc",
+        "BB_GROUP_BY_LENGTH": "false", "BB_PREDICT_TEST": "0"})
+    assert cfg.lr == pytest.approx(3e-5) and cfg.epochs == 5
+    assert cfg.seeds == (1, 2, 3) and cfg.tasks == ("rte", "mrpc")
+    assert cfg.group_by_length is False and cfg.predict_test is False
+
+
+def test_env_beats_keyword_beats_preset():
+    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_EPOCHS": "7"}, epochs=4, lr=0.5)
+    assert cfg.epochs == 7 and cfg.lr == 0.5 and cfg.preset == "tiny"
+
+
+def test_unknown_bb_variable_is_rejected_with_the_valid_names():
+    with pytest.raises(ValueError) as err:
+        bb.GlueConfig.from_env(environ={"BB_LEARNING_RATE": "1e-5"})
+    message = str(err.value)
+    assert "BB_LEARNING_RATE" in message and "BB_LR" in message and "BB_DATA_DIR" in message
+
+
+def test_unknown_preset_and_bad_values_fail_when_the_config_is_built():
+    with pytest.raises(ValueError, match="preset"):
+        bb.GlueConfig.from_env(environ={"BB_PRESET": "huge"})
+    with pytest.raises(ValueError, match="lr"):
+        bb.GlueConfig.from_env(environ={"BB_LR": "-1"})
+    with pytest.raises(ValueError, match="epochs"):
+        bb.GlueConfig.from_env(environ={"BB_EPOCHS": "zero"})
+    with pytest.raises(ValueError, match="selection"):
+        bb.GlueConfig.from_env(environ={"BB_SELECTION": "test"})
+    with pytest.raises(KeyError, match="unknown GLUE task"):
+        bb.GlueConfig.from_env(environ={"BB_TASKS": "sst3"})
+    with pytest.raises(ValueError, match="no training split"):
+        bb.GlueConfig.from_env(environ={"BB_TASKS": "ax"})
+
+
+def test_config_is_frozen_and_serialised_with_every_field():
+    cfg = bb.GlueConfig.from_env(environ={})
+    with pytest.raises(AttributeError):
+        cfg.lr = 1.0
+    stored = cfg.to_dict()
+    assert set(stored) == set(bb.GlueConfig.field_types())
+    assert "lr" in str(cfg)
+
+
+def test_task_overrides_apply_to_their_task_only():
+    cfg = bb.GlueConfig.from_env(environ={"BB_TASK_OVERRIDES": "sst2.seeds=0;sst2.max_train_examples=100;rte.lr=2e-5",
+                                          "BB_SEEDS": "0,1,2"})
+    assert cfg.for_task("sst2").seeds == (0,) and cfg.for_task("sst2").max_train_examples == 100
+    assert cfg.for_task("rte").lr == pytest.approx(2e-5) and cfg.for_task("rte").seeds == (0, 1, 2)
+    assert cfg.for_task("cola").seeds == (0, 1, 2)
+    with pytest.raises(ValueError, match="task.field=value"):
+        bb.GlueConfig.from_env(environ={"BB_TASK_OVERRIDES": "sst2seeds0"})
+    with pytest.raises(ValueError, match="cannot be set per task"):
+        bb.GlueConfig.from_env(environ={"BB_TASK_OVERRIDES": "sst2.nonsense=1"})
+
+
+def test_run_id_is_stable_and_changes_with_the_configuration():
+    cfg = bb.GlueConfig.from_env(environ={})
+    assert bb.run_id_for(cfg, "rte", 0) == bb.run_id_for(bb.GlueConfig.from_env(environ={}), "rte", 0)
+    assert bb.run_id_for(cfg, "rte", 0) != bb.run_id_for(cfg, "rte", 1)
+    assert bb.run_id_for(cfg, "rte", 0) != bb.run_id_for(cfg.replace(lr=1e-5), "rte", 0)

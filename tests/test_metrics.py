@@ -1,0 +1,49 @@
+"""Metrics against independent reference implementations (scikit-learn, SciPy) and the GLUE means."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+import bertbench as bb
+from bertbench import metrics as M
+
+
+def test_classification_metrics_match_sklearn():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    preds = np.where(rng.random(300) < 0.7, labels, 1 - labels)
+    got = M.classification_metrics(preds, labels, 2, ("accuracy", "f1", "mcc"))
+    assert got["accuracy"] == pytest.approx(accuracy_score(labels, preds))
+    assert got["f1"] == pytest.approx(f1_score(labels, preds))  # binary F1 of class 1, as GLUE reports it
+    assert got["mcc"] == pytest.approx(matthews_corrcoef(labels, preds))
+
+
+def test_regression_metrics_match_scipy():
+    rng = np.random.default_rng(1)
+    labels = rng.uniform(0, 5, 200)
+    preds = labels + rng.normal(0, 1, 200)
+    got = M.regression_metrics(preds, labels, ("pearson", "spearman"))
+    assert got["pearson"] == pytest.approx(stats.pearsonr(preds, labels)[0], abs=1e-6)
+    assert got["spearman"] == pytest.approx(stats.spearmanr(preds, labels)[0], abs=1e-6)
+
+
+def test_task_scores_follow_glue():
+    mrpc = bb.get_task("mrpc")
+    logits = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    values = M.task_metrics(mrpc, logits, [1, 0, 0, 0])
+    assert values == pytest.approx({"accuracy": 0.75, "f1": 2 / 3})
+    assert M.task_score(mrpc, values) == pytest.approx((0.75 + 2 / 3) / 2)
+    stsb = bb.get_task("stsb")
+    values = M.task_metrics(stsb, np.array([[1.0], [2.0], [3.5]]), [1.2, 2.2, 3.1])
+    assert M.task_score(stsb, values) == pytest.approx((values["pearson"] + values["spearman"]) / 2)
+
+
+def test_glue_means_arithmetic_harmonic_and_missing():
+    means = M.glue_means({"sst2": 0.9, "rte": 0.6}, expected=("sst2", "rte", "cola"))
+    assert means["amean"] == pytest.approx(0.75)
+    assert means["hmean"] == pytest.approx(2 / (1 / 0.9 + 1 / 0.6))
+    assert means["missing"] == ["cola"] and means["n_tasks"] == 2
+    assert math.isnan(M.glue_means({"cola": -0.05, "sst2": 0.9})["hmean"])  # not silently clipped

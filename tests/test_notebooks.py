@@ -1,0 +1,73 @@
+"""Every notebook, end to end in the tiny preset: through jupytext + nbclient (as JupyterLab runs it), as a plain
+script, and converted with ``jupytext --to notebook``. Results go to tmp_path, never to the repo's outputs/."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import bertbench as bb
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
+
+
+def check_outputs(name: str, output_dir: Path) -> None:
+    """What each notebook must have written, checked on the CSV named after it."""
+    path = output_dir / f"{name}.csv"
+    assert path.is_file(), f"{name} wrote no {path.name}"
+    frame = bb.load_results(path)
+    assert set(frame["notebook"]) == {name} and set(frame["preset"]) == {"tiny"}
+    if name == "03_glue_finetune":
+        cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny"})
+        scores = frame[(frame["split"] == "dev") & (frame["metric"] == "score")]
+        assert set(scores["task"]) == set(cfg.tasks)
+        assert scores.groupby("task")["seed"].nunique().eq(len(cfg.seeds)).all()
+        assert scores["value"].between(-1, 1).all()
+
+
+def _tiny_env(tmp_path):
+    env = {**os.environ, "BB_PRESET": "tiny", "BB_OUTPUT_DIR": str(tmp_path / "outputs"),
+           "BB_RUNS_DIR": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1"}
+    return env
+
+
+def test_notebooks_are_found():
+    assert NOTEBOOKS, "no notebooks/*.py"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_a_kernel(path, tmp_path, monkeypatch):
+    for key, value in _tiny_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    notebook = jupytext.read(path)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    check_outputs(path.stem, tmp_path / "outputs")
+    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "GLUE over" in text or path.stem != "03_glue_finetune"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_as_a_plain_script_from_another_directory(path, tmp_path):
+    completed = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=_tiny_env(tmp_path),
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    check_outputs(path.stem, tmp_path / "outputs")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_jupytext_converts_to_a_valid_notebook(path, tmp_path):
+    target = tmp_path / f"{path.stem}.ipynb"
+    subprocess.run([sys.executable, "-m", "jupytext", "--to", "notebook", str(path), "-o", str(target)],
+                   check=True, capture_output=True)
+    notebook = nbformat.read(target, as_version=4)
+    nbformat.validate(notebook)
+    kinds = [cell.cell_type for cell in notebook.cells]
+    assert kinds[0] == "markdown" and "code" in kinds
+    assert "import bertbench as bb" in notebook.cells[1].source

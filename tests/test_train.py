@@ -1,0 +1,163 @@
+"""The training loop, checkpoints, warm starts and the selection protocol."""
+
+import json
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import bertbench as bb
+from bertbench.encoding import LengthGroupedBatchSampler, PadCollator, encode
+from bertbench.models import build_classifier
+from bertbench.train import TrainSettings, fit, predict
+
+
+def _loader(examples, tokenizer, batch_size=8, seed=0):
+    dataset = encode(examples, tokenizer, 32)
+    return dataset, DataLoader(dataset, batch_sampler=LengthGroupedBatchSampler(dataset.lengths, batch_size, seed),
+                               collate_fn=PadCollator(tokenizer))
+
+
+def test_overfits_one_tiny_batch(bert_tokenizer, tmp_path):
+    torch.manual_seed(0)
+    examples = bb.Examples(["good film", "bad film", "great movie", "awful movie", "fine", "dull"],
+                           labels=[1, 0, 1, 0, 1, 0])
+    model, _ = build_classifier("random-bert-2x64", bert_tokenizer, ("neg", "pos"))
+    dataset, loader = _loader(examples, bert_tokenizer)
+    settings = TrainSettings(epochs=40, lr=3e-3, warmup_ratio=0.0, mixed_precision="no", log_every=1000)
+    model, result = fit(model, loader, None, "score", settings, tmp_path / "ckpt")
+    assert result.history[-1]["train_loss"] < 0.05
+    logits = predict(model, dataset, PadCollator(bert_tokenizer), 8)
+    assert logits.argmax(-1).tolist() == examples.labels
+
+
+def test_best_epoch_is_saved_as_safetensors_and_reloaded(bert_tokenizer, tmp_path):
+    torch.manual_seed(0)
+    examples = bb.Examples([f"text {i}" for i in range(16)], labels=[i % 2 for i in range(16)])
+    model, _ = build_classifier("random-bert-1x32", bert_tokenizer, ("a", "b"))
+    dataset, loader = _loader(examples, bert_tokenizer)
+    scores = iter([0.5, 0.9, 0.1, 0.2])  # epoch 2 is the best; patience 2 stops after epoch 4
+    snapshots = {}
+
+    def evaluate(current):
+        snapshots[len(snapshots)] = {k: v.clone() for k, v in current.state_dict().items()}
+        return {"score": next(scores)}
+
+    settings = TrainSettings(epochs=10, lr=1e-3, patience=2, mixed_precision="no")
+    model, result = fit(model, loader, evaluate, "score", settings, tmp_path / "best")
+    assert result.best_epoch == 1 and result.stopped_early and len(result.history) == 4
+    assert (tmp_path / "best" / "model.safetensors").is_file()
+    assert not list((tmp_path / "best").glob("*.bin"))
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, snapshots[1][key])
+
+
+def test_nan_loss_stops_with_the_step_named(bert_tokenizer, tmp_path):
+    examples = bb.Examples([f"text {i}" for i in range(8)], labels=[i % 2 for i in range(8)])
+    model, _ = build_classifier("random-bert-1x32", bert_tokenizer, ("a", "b"))
+    _, loader = _loader(examples, bert_tokenizer)
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        fit(model, loader, None, "score", TrainSettings(epochs=1, mixed_precision="no"), tmp_path / "c",
+            loss_fn=lambda m, b: m(**b).loss * float("nan"))
+
+
+def _save_finetuned(tmp_path, tokenizer, label_names):
+    torch.manual_seed(1)
+    model, _ = build_classifier("random-bert-1x32", tokenizer, label_names)
+    folder = tmp_path / "mnli_model"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model, folder
+
+
+def test_warm_start_reuses_an_mnli_head_in_the_task_label_order(bert_tokenizer, tmp_path):
+    """An MNLI head saved as (contradiction, neutral, entailment) must predict the same *names* after loading
+    for the official order (entailment, neutral, contradiction) — transformers#10386."""
+    old_order = ("contradiction", "neutral", "entailment")
+    old, folder = _save_finetuned(tmp_path, bert_tokenizer, old_order)
+    new, head = build_classifier(str(folder), bert_tokenizer, bb.get_task("mnli").label_names)
+    assert head == "reused_permuted"
+    batch = PadCollator(bert_tokenizer)([encode(bb.Examples(["a cat", "two dogs run"]), bert_tokenizer, 16)[i]
+                                         for i in range(2)])
+    old.eval(), new.eval()
+    with torch.no_grad():
+        old_names = [old_order[i] for i in old(**batch).logits.argmax(-1)]
+        new_logits = new(**batch).logits
+    assert [new.config.id2label[int(i)] for i in new_logits.argmax(-1)] == old_names
+    torch.testing.assert_close(new_logits, old(**batch).logits[:, [2, 1, 0]])
+
+
+def test_warm_start_reinitialises_the_head_when_labels_differ(bert_tokenizer, tmp_path):
+    old, folder = _save_finetuned(tmp_path, bert_tokenizer, ("entailment", "neutral", "contradiction"))
+    new, head = build_classifier(str(folder), bert_tokenizer, bb.get_task("rte").label_names)
+    assert head == "reinit" and new.classifier.out_features == 2
+    for key, value in old.bert.state_dict().items():  # encoder weights come from the checkpoint
+        torch.testing.assert_close(new.bert.state_dict()[key], value)
+    same, head = build_classifier(str(folder), bert_tokenizer, ("entailment", "neutral", "contradiction"))
+    assert head == "reused"
+    torch.testing.assert_close(same.classifier.weight, old.classifier.weight)
+    _, head = build_classifier("minilm", bert_tokenizer, ("neg", "pos"))
+    assert head == "new"
+
+
+def test_pickle_checkpoints_are_refused(bert_tokenizer, tmp_path):
+    """Weights load from safetensors only: a folder holding just pytorch_model.bin (pickle) is not loaded."""
+    model, _ = build_classifier("random-bert-1x32", bert_tokenizer, ("a", "b"))
+    model.config.save_pretrained(tmp_path / "pickled")
+    torch.save(model.state_dict(), tmp_path / "pickled" / "pytorch_model.bin")
+    with pytest.raises(OSError):
+        build_classifier(str(tmp_path / "pickled"), bert_tokenizer, ("a", "b"))
+
+
+def _glue_cfg(**changes):
+    base = {"BB_PRESET": "tiny", "BB_TASKS": "rte", "BB_SEEDS": "0", "BB_MAX_TRAIN_EXAMPLES": "40",
+            "BB_MAX_EVAL_EXAMPLES": "16", "BB_EPOCHS": "2", "BB_PREDICT_TEST": "0"}
+    base.update({f"BB_{key.upper()}": value for key, value in changes.items()})
+    return bb.GlueConfig.from_env(environ=base)
+
+
+@pytest.mark.parametrize(("selection", "label", "selection_split"), [
+    ("holdout", "best_epoch_on_train_holdout", "train_holdout"),
+    ("dev", "best_epoch_on_dev_optimistic", "dev"),
+    ("last", "last_epoch", None),
+])
+def test_selection_protocol_is_recorded_on_every_row(glue_dir, tmp_path, selection, label, selection_split):
+    cfg = _glue_cfg(selection=selection)
+    frame = bb.run_glue(cfg, tmp_path / "out.csv", verbose=False)
+    assert set(frame["selection"]) == {label}
+    splits = set(frame["split"])
+    assert "dev" in splits and ("train_holdout" in splits) == (selection_split == "train_holdout")
+    stored = bb.load_results(tmp_path / "out.csv")
+    assert json.loads(stored["config"].iloc[0])["selection"] == selection
+
+
+def test_holdout_is_disjoint_from_training_and_dev_is_untouched(glue_dir):
+    from bertbench.glue_finetune import load_task_data
+
+    cfg = _glue_cfg(max_train_examples="0", max_eval_examples="0")
+    data = load_task_data(cfg, bb.get_task("rte"))
+    assert len(data.train) + len(data.selection) == 2490
+    assert not set(data.train.ids) & set(data.selection.ids)
+    assert len(data.evals["dev"]) == 277
+
+
+def test_rerun_replaces_rows_and_test_predictions_follow_the_glue_format(glue_dir, tmp_path):
+    cfg = _glue_cfg(predict_test="1", tasks="rte,stsb")
+    first = bb.run_glue(cfg, tmp_path / "out.csv", verbose=False)
+    bb.run_glue(cfg, tmp_path / "out.csv", verbose=False)
+    stored = bb.load_results(tmp_path / "out.csv")
+    assert len(stored) == len(first) and stored["run_id"].nunique() == 2
+    submissions = sorted(bb.runs_dir().glob("glue/*/submission/*.tsv"))
+    assert [path.name for path in submissions] == sorted(["RTE.tsv", "STS-B.tsv"])
+    rte = [p for p in submissions if p.name == "RTE.tsv"][0].read_text().splitlines()
+    assert rte[0] == "index\tprediction" and len(rte) == 17
+    assert {line.split("\t")[1] for line in rte[1:]} <= {"entailment", "not_entailment"}
+    sts = [p for p in submissions if p.name == "STS-B.tsv"][0].read_text().splitlines()
+    assert all(0.0 <= float(line.split("\t")[1]) <= 5.0 for line in sts[1:])
+
+
+def test_warm_start_run_records_intermediate_init_and_head(glue_dir, tmp_path, bert_tokenizer):
+    _, folder = _save_finetuned(tmp_path, bert_tokenizer, ("entailment", "neutral", "contradiction"))
+    cfg = _glue_cfg(warm_start=str(folder))
+    frame = bb.run_glue(cfg, tmp_path / "out.csv", verbose=False)
+    assert set(frame["init"]) == {"intermediate:mnli_model"} and set(frame["head_init"]) == {"reinit"}

@@ -1,0 +1,132 @@
+"""One test per correctness trap of the field that applies to GLUE fine-tuning (see DEVELOPERS.md)."""
+
+import math
+
+import pytest
+import torch
+
+import bertbench as bb
+from bertbench.encoding import LengthGroupedBatchSampler, PadCollator, encode
+from bertbench.models import build_classifier, self_check, special_token_ids
+
+PAIRS = bb.Examples(["the cat sat on the mat", "a dog", "the movie was very good"],
+                    ["a cat is happy", "the dog sat", "the film was bad"], [0, 1, 0])
+
+
+@pytest.mark.parametrize("which", ["bert_tokenizer", "roberta_tokenizer"])
+def test_special_tokens_come_from_the_tokenizer_not_hard_coded_ids(which, request):
+    tokenizer = request.getfixturevalue(which)
+    ids = special_token_ids(tokenizer)
+    batch = PadCollator(tokenizer)([encode(PAIRS, tokenizer, 32)[i] for i in range(3)])
+    for row in range(3):
+        real = batch["input_ids"][row][batch["attention_mask"][row].bool()]
+        assert real[0] == ids["cls"] and real[-1] == ids["sep"]
+        assert int((real == ids["sep"]).sum()) >= 2  # pair: two segments
+    if which == "roberta_tokenizer":
+        assert (ids["cls"], ids["sep"], ids["pad"]) == (0, 2, 1)  # not 101 / 102 / 0
+        assert 101 not in batch["input_ids"] and 102 not in batch["input_ids"]
+    self_check(tokenizer, batch, text_pair=True)
+
+
+@pytest.mark.parametrize("which", ["bert_tokenizer", "roberta_tokenizer"])
+def test_attention_mask_is_zero_exactly_on_padding_never_the_pad_id(which, request):
+    tokenizer = request.getfixturevalue(which)
+    dataset = encode(PAIRS, tokenizer, 32)
+    batch = PadCollator(tokenizer)([dataset[i] for i in range(3)])
+    mask = batch["attention_mask"]
+    assert set(mask.unique().tolist()) <= {0, 1}
+    for row, length in enumerate(dataset.lengths):
+        assert mask[row, :length].eq(1).all() and mask[row, length:].eq(0).all()
+        assert batch["input_ids"][row, length:].eq(tokenizer.pad_token_id).all()
+
+
+def test_self_check_rejects_the_known_bugs(bert_tokenizer):
+    dataset = encode(PAIRS, bert_tokenizer, 32)
+    good = PadCollator(bert_tokenizer)([dataset[i] for i in range(3)])
+    ids = special_token_ids(bert_tokenizer)
+
+    with pytest.raises(AssertionError, match="not 0 on padding"):
+        self_check(bert_tokenizer, {**good, "attention_mask": torch.ones_like(good["attention_mask"])}, text_pair=True)
+
+    sep_as_mask = good["input_ids"].clone()
+    last = good["attention_mask"].sum(1) - 1
+    sep_as_mask[torch.arange(3), last] = ids["mask"]
+    with pytest.raises(AssertionError, match="not SEP"):
+        self_check(bert_tokenizer, {**good, "input_ids": sep_as_mask}, text_pair=True)
+
+    hard_coded = good["input_ids"].clone()
+    hard_coded[:, 0] = ids["sep"]
+    with pytest.raises(AssertionError, match="not CLS"):
+        self_check(bert_tokenizer, {**good, "input_ids": hard_coded}, text_pair=True)
+
+    with pytest.raises(AssertionError, match="vocabulary size"):
+        self_check(bert_tokenizer, good, text_pair=True, vocab_size=100)
+
+
+def test_pad_id_used_as_mask_value_is_caught(roberta_tokenizer):
+    """torch_long_bert's bug: the attention mask padded with the pad id (1 for RoBERTa), so padding is attended."""
+    dataset = encode(PAIRS, roberta_tokenizer, 32)
+    good = PadCollator(roberta_tokenizer)([dataset[i] for i in range(3)])
+    buggy = good["attention_mask"].masked_fill(good["attention_mask"] == 0, roberta_tokenizer.pad_token_id)
+    with pytest.raises(AssertionError, match="not 0 on padding"):
+        self_check(roberta_tokenizer, {**good, "attention_mask": buggy}, text_pair=True)
+
+
+def test_model_uses_the_attention_mask_padding_does_not_change_logits(bert_tokenizer):
+    torch.manual_seed(0)
+    model, _ = build_classifier("random-bert-2x32", bert_tokenizer, ("a", "b"))
+    model.eval()
+    dataset = encode(PAIRS, bert_tokenizer, 32)
+    collate = PadCollator(bert_tokenizer)
+    with torch.no_grad():
+        alone = model(**{k: v for k, v in collate([dataset[1]]).items() if k != "labels"}).logits
+        padded = model(**{k: v for k, v in collate([dataset[1], dataset[2]]).items() if k != "labels"}).logits[0]
+    assert dataset.lengths[2] > dataset.lengths[1]
+    torch.testing.assert_close(alone[0], padded, atol=1e-5, rtol=1e-5)
+
+
+def test_training_batches_are_shuffled_differently_every_epoch():
+    lengths = [5 + (i % 7) for i in range(200)]
+    sampler = LengthGroupedBatchSampler(lengths, batch_size=8, seed=0)
+    first = [i for batch in sampler for i in batch]
+    sampler.set_epoch(1)
+    second = [i for batch in sampler for i in batch]
+    assert sorted(first) == list(range(200)) and sorted(second) == list(range(200))
+    assert first != second and first != list(range(200))
+    # length grouping: batches hold similar lengths, so far less padding than random batches
+    batches = list(sampler)
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 2
+    assert list(LengthGroupedBatchSampler(lengths, 8, seed=0)) == list(LengthGroupedBatchSampler(lengths, 8, seed=0))
+
+
+@pytest.mark.parametrize(("name", "width"), [("random-bert-2x32", 32), ("random-bert-1x48", 48), ("minilm", 384)])
+def test_head_width_follows_the_encoder_not_768(bert_tokenizer, name, width):
+    model, _ = build_classifier(name, bert_tokenizer, ("neg", "pos"))
+    assert model.classifier.in_features == width == model.config.hidden_size
+
+
+def test_binary_task_has_two_logits_under_cross_entropy_and_regression_one(bert_tokenizer):
+    dataset = encode(PAIRS, bert_tokenizer, 32)
+    binary, _ = build_classifier("random-bert-2x32", bert_tokenizer, bb.get_task("rte").label_names)
+    batch = PadCollator(bert_tokenizer)([dataset[i] for i in range(3)])
+    out = binary(**batch)
+    assert out.logits.shape == (3, 2) and binary.config.problem_type == "single_label_classification"
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, batch["labels"]))
+
+    regression, _ = build_classifier("random-bert-2x32", bert_tokenizer, (), regression=True)
+    reg_batch = PadCollator(bert_tokenizer, regression=True)([{**dataset[i], "labels": 2.5} for i in range(3)])
+    out = regression(**reg_batch)
+    assert out.logits.shape == (3, 1) and reg_batch["labels"].dtype == torch.float
+    torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits.squeeze(-1), reg_batch["labels"]))
+
+
+def test_loss_at_init_is_about_ln_k(bert_tokenizer):
+    torch.manual_seed(0)
+    examples = bb.Examples([f"the cat sat {i}" for i in range(64)], labels=[i % 3 for i in range(64)])
+    model, _ = build_classifier("random-bert-2x64", bert_tokenizer, ("a", "b", "c"))
+    model.eval()
+    batch = PadCollator(bert_tokenizer)([encode(examples, bert_tokenizer, 32)[i] for i in range(64)])
+    with torch.no_grad():
+        loss = model(**batch).loss
+    assert abs(float(loss) - math.log(3)) < 0.1
