@@ -36,7 +36,7 @@ glue-cpu-3seeds: install  ## the committed outputs/03_glue_finetune.csv: cpu pre
 
 lab: install  ## JupyterLab with jupytext: notebooks/*.py open as notebooks
 	$(BIN)/python -m pip install -q -e ".[lab]" "$(TORCH)"
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir=. $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: install
 	$(BIN)/python -m pip install -q ruff

@@ -76,3 +76,11 @@ def test_folder_loads_every_csv(tmp_path):
     bb.write_results(_rows("a"), tmp_path / "x.csv")
     bb.write_results(_rows("b"), tmp_path / "y.csv")
     assert set(bb.load_results(tmp_path)["run_id"]) == {"a", "b"}
+
+
+def test_unwritable_output_folder_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny"})
+    with pytest.raises(ResultsError, match="cannot write results"):
+        bb.run_glue(cfg, blocker / "sub" / "out.csv")

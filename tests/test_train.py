@@ -161,3 +161,27 @@ def test_warm_start_run_records_intermediate_init_and_head(glue_dir, tmp_path, b
     cfg = _glue_cfg(warm_start=str(folder))
     frame = bb.run_glue(cfg, tmp_path / "out.csv", verbose=False)
     assert set(frame["init"]) == {"intermediate:mnli_model"} and set(frame["head_init"]) == {"reinit"}
+
+
+def test_fit_sees_a_different_example_order_every_epoch(bert_tokenizer, tmp_path):
+    """The order actually reaching the model changes between epochs (DitBERT discarded its shuffle)."""
+    examples = bb.Examples([f"text number {i} " + "word " * (i % 5) for i in range(48)],
+                           labels=[i % 2 for i in range(48)])
+    model, _ = build_classifier("random-bert-1x32", bert_tokenizer, ("a", "b"))
+    _, loader = _loader(examples, bert_tokenizer, batch_size=8)
+    seen: list[list[tuple]] = []
+
+    def recording_loss(current, batch):
+        if len(seen) == 0 or len(seen[-1]) == len(loader):
+            seen.append([])
+        seen[-1].append(tuple(batch["input_ids"][:, 3].tolist()))
+        return current(**batch).loss
+
+    fit(model, loader, None, "score", TrainSettings(epochs=3, mixed_precision="no"), tmp_path / "c",
+        loss_fn=recording_loss)
+    assert len(seen) == 3 and len({tuple(epoch) for epoch in seen}) == 3
+
+
+def test_tensorboard_scalars_are_written_when_asked(glue_dir, tmp_path):
+    bb.run_glue(_glue_cfg(tensorboard="1"), tmp_path / "out.csv", verbose=False)
+    assert list(bb.runs_dir().glob("glue/*/tensorboard/events.out.tfevents.*"))

@@ -28,7 +28,7 @@ from .data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
 from .encoding import LengthGroupedBatchSampler, PadCollator, encode
 from .models import build_classifier, configure_threads, is_random, load_tokenizer, self_check
 from .paths import runs_dir
-from .results import make_rows, write_results
+from .results import check_writable, make_rows, write_results
 from .train import TrainSettings, device_description, fit, make_accelerator, predict
 
 NOTEBOOK = "03_glue_finetune"
@@ -299,6 +299,7 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
 
 def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:
     """Every (task, seed) of ``cfg``; each run's rows are written as soon as it ends (nothing lost on a crash)."""
+    check_writable(results_path)
     frames = []
     for task_name in cfg.tasks:
         task = get_task(task_name)

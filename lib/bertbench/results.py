@@ -104,6 +104,18 @@ def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
         raise
 
 
+def check_writable(path: str | Path) -> None:
+    """Fail now, not after an hour of training, if results cannot be written next to ``path``."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise ResultsError(f"cannot write results to {folder}: {err.strerror or err}; "
+                           f"set BB_OUTPUT_DIR to a writable folder") from None
+
+
 def write_results(rows: list[dict] | pd.DataFrame, path: str | Path) -> pd.DataFrame:
     """Validate ``rows`` and merge them into the CSV at ``path`` atomically.
 
