@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
@@ -47,3 +48,28 @@ def test_glue_means_arithmetic_harmonic_and_missing():
     assert means["hmean"] == pytest.approx(2 / (1 / 0.9 + 1 / 0.6))
     assert means["missing"] == ["cola"] and means["n_tasks"] == 2
     assert math.isnan(M.glue_means({"cola": -0.05, "sst2": 0.9})["hmean"])  # not silently clipped
+
+
+def test_glue_summary_takes_the_median_over_seeds_and_keeps_mnli_splits_apart():
+    import json
+
+    from bertbench.results import make_rows
+
+    rows = []
+    for seed, (matched, mismatched, rte) in enumerate([(0.80, 0.70, 0.60), (0.84, 0.74, 0.50), (0.82, 0.90, 0.70)]):
+        common = {"notebook": "03_glue_finetune", "preset": "cpu", "model": "m", "seed": seed, "init": "pretrained",
+                  "head_init": "new", "selection": "s", "max_len": 128, "train_examples": 10, "device": "cpu",
+                  "wall_s": 1.0, "config": json.dumps({})}
+        rows += make_rows({**common, "run_id": f"mnli{seed}", "task": "mnli"}, [
+            ("dev_matched", 0, "accuracy", matched), ("dev_mismatched", 0, "accuracy", mismatched),
+            ("dev", 0, "score", (matched + mismatched) / 2)])
+        rows += make_rows({**common, "run_id": f"rte{seed}", "task": "rte"},
+                          [("dev", 0, "accuracy", rte), ("dev", 0, "score", rte)])
+    table, means = bb.glue_summary(pd.DataFrame(rows))
+    mnli = table.set_index("task").loc["mnli"]
+    assert mnli["accuracy_matched_median"] == pytest.approx(0.82)
+    assert mnli["accuracy_mismatched_median"] == pytest.approx(0.74)
+    assert mnli["score_median"] == pytest.approx(0.79) and mnli["seeds"] == 3
+    rte = table.set_index("task").loc["rte"]
+    assert (rte["score_median"], rte["score_min"], rte["score_max"]) == pytest.approx((0.6, 0.5, 0.7))
+    assert means["amean"] == pytest.approx((0.79 + 0.6) / 2) and "cola" in means["missing"]

@@ -316,17 +316,19 @@ def glue_summary(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     Returns:
         (table, means): the table has one row per task; means as :func:`bertbench.metrics.glue_means`.
     """
-    final = frame[(frame["split"].isin(["dev", "dev_matched", "dev_mismatched"]))]
+    final = frame[frame["split"].isin(["dev", "dev_matched", "dev_mismatched"])]
     rows = []
     for task_name, group in final.groupby("task", sort=False):
         task = get_task(task_name)
         scores = group[group["metric"] == "score"]["value"].astype(float).tolist()
         row = {"task": task_name, "seeds": len(scores), "score_median": statistics.median(scores),
                "score_min": min(scores), "score_max": max(scores)}
-        for metric in task.metrics:
-            values = group[group["metric"] == metric]["value"].astype(float).tolist()
-            if values:
-                row[f"{metric}_median"] = statistics.median(values)
+        for split in task.eval_splits:  # MNLI keeps matched and mismatched apart
+            suffix = "" if split == "dev" else "_" + split.removeprefix("dev_")
+            for metric in task.metrics:
+                values = group[(group["metric"] == metric) & (group["split"] == split)]["value"].astype(float)
+                if len(values):
+                    row[f"{metric}{suffix}_median"] = statistics.median(values)
         row["train_examples"] = int(group["train_examples"].iloc[0])
         row["wall_s_median"] = statistics.median(frame[frame["task"] == task_name]
                                                  .drop_duplicates("run_id")["wall_s"].astype(float))
