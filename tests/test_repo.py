@@ -58,3 +58,11 @@ def test_committed_outputs_are_real_runs_not_tiny():
     for csv in sorted((ROOT / "outputs").glob("*.csv")):
         frame = load_results(csv)
         assert "tiny" not in set(frame["preset"]), f"{csv.name} holds tiny-preset rows (tests must not write there)"
+
+
+def test_every_test_named_in_readme_exists():
+    readme = (ROOT / "README.md").read_text()
+    defined = set(re.findall(r"^def (test_\w+)", "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py")),
+                             flags=re.M))
+    cited = {name for name in re.findall(r"\b(test_\w+)\b(?!\.py)", readme) if not name.endswith("_")}
+    assert cited and cited <= defined, f"README cites unknown tests: {sorted(cited - defined)}"
