@@ -25,6 +25,16 @@ def test_round_trip_keeps_schema_order_and_types(tmp_path):
     assert set(frame["schema_version"]) == {SCHEMA_VERSION}
 
 
+def test_written_file_has_ordinary_permissions(tmp_path):
+    import os
+
+    path = tmp_path / "r.csv"
+    bb.write_results(_rows(), path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_same_run_id_replaces_other_runs_are_kept(tmp_path):
     path = tmp_path / "r.csv"
     bb.write_results(_rows("a", 0.5), path)

@@ -28,7 +28,8 @@ def glue_markdown(frame: pd.DataFrame) -> str:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in table.itertuples(index=False):
-        score_def = " + ".join(get_task(row.task).score_metrics)
+        names = get_task(row.task).score_metrics
+        score_def = names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
         lines.append(f"| {row.task} | {score_def} | {row.seeds} | {row.score_median:.4f} | "
                      f"{row.score_min:.4f} – {row.score_max:.4f} | {row.train_examples} | {row.wall_s_median:.0f} s |")
     missing = ", ".join(means["missing"]) or "none"

@@ -98,6 +98,9 @@ def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
     try:
         with os.fdopen(handle, "w", newline="") as out:
             frame.to_csv(out, index=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared like any written file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
