@@ -263,7 +263,8 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
         values = M.task_metrics(task, logits, examples.labels)
         split_scores.append(M.task_score(task, values))
         entries += [(split, result.best_epoch, key, value) for key, value in values.items()]
-    entries.append(("dev", result.best_epoch, "score", float(np.mean(split_scores))))
+    dev_score = float(np.mean(split_scores))
+    entries.append(("dev", result.best_epoch, "score", dev_score))
     entries.append(("train", result.best_epoch, "examples_per_s", result.examples_seen / result.train_seconds))
     entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
@@ -291,8 +292,7 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
     rows = make_rows(common, entries)
     write_results(rows, results_path)
     if verbose:
-        score = entries[-4][3]
-        print(f"[{task.name} seed {seed}] dev score {score:.4f} (best epoch {result.best_epoch + 1}, "
+        print(f"[{task.name} seed {seed}] dev score {dev_score:.4f} (best epoch {result.best_epoch + 1}, "
               f"{common['wall_s']:.0f} s)")
     return pd.DataFrame(rows)
 
