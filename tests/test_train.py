@@ -185,3 +185,23 @@ def test_fit_sees_a_different_example_order_every_epoch(bert_tokenizer, tmp_path
 def test_tensorboard_scalars_are_written_when_asked(glue_dir, tmp_path):
     bb.run_glue(_glue_cfg(tensorboard="1"), tmp_path / "out.csv", verbose=False)
     assert list(bb.runs_dir().glob("glue/*/tensorboard/events.out.tfevents.*"))
+
+
+def test_gradient_accumulation_matches_one_large_batch(bert_tokenizer, tmp_path):
+    """2 micro-batches of 4 with grad_accum=2 take the same optimizer step as one batch of 8."""
+    examples = bb.Examples([f"sentence number {i} " + "pad " * i for i in range(8)], labels=[i % 2 for i in range(8)])
+    dataset = encode(examples, bert_tokenizer, 32)
+    collate = PadCollator(bert_tokenizer)
+    trained = []
+    for batches, accum in (([list(range(8))], 1), ([[0, 1, 2, 3], [4, 5, 6, 7]], 2)):
+        torch.manual_seed(0)
+        model, _ = build_classifier("random-bert-1x32", bert_tokenizer, ("a", "b"))
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate)
+        settings = TrainSettings(epochs=1, lr=1e-2, warmup_ratio=0.0, grad_accum=accum, mixed_precision="no")
+        model, _ = fit(model, loader, None, "score", settings, tmp_path / f"accum{accum}")
+        trained.append(model.state_dict())
+    for key in trained[0]:
+        torch.testing.assert_close(trained[0][key], trained[1][key], atol=1e-5, rtol=1e-4)
