@@ -7,7 +7,7 @@
 # - **Inputs:** the official GLUE TSVs under `$BB_DATA_DIR/glue` (default `../shared/data/glue`), or the hub with
 #   `BB_DATA_SOURCE=hub` when online.
 # - **Outputs:** `outputs/03_glue_finetune.csv` (one row per run, task, split, step, metric; re-running a
-#   configuration replaces its rows), best checkpoints and GLUE submission TSVs under `runs/glue/<run_id>/`.
+#   configuration replaces its rows; `tiny` runs write to `runs/tiny-outputs/` instead), best checkpoints and GLUE submission TSVs under `runs/glue/<run_id>/`.
 # - **Selection:** by default the best epoch is chosen on 10% of the training data held out, and reported on dev,
 #   which played no part in any choice (`selection` column). `BB_SELECTION=dev` is DitBERT's optimistic rule.
 # - **Runs on:** CPU (`tiny`: seconds; `cpu`: see README) or GPU (`full`).
@@ -19,7 +19,7 @@ import bertbench as bb
 
 # %%
 cfg = bb.GlueConfig.from_env()
-results_path = bb.outputs_dir() / "03_glue_finetune.csv"
+results_path = bb.outputs_dir(cfg.preset) / "03_glue_finetune.csv"  # tiny runs never land in outputs/
 print(cfg)
 print("results ->", results_path)
 

@@ -62,6 +62,17 @@ def test_notebook_runs_as_a_plain_script_from_another_directory(path, tmp_path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_tiny_run_without_output_dir_stays_out_of_outputs(path, tmp_path):
+    """README's quick run (BB_PRESET=tiny, no BB_OUTPUT_DIR) must not write into the committed outputs/."""
+    env = _tiny_env(tmp_path)
+    del env["BB_OUTPUT_DIR"]
+    completed = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    check_outputs(path.stem, tmp_path / "runs" / "tiny-outputs")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_jupytext_converts_to_a_valid_notebook(path, tmp_path):
     target = tmp_path / f"{path.stem}.ipynb"
     subprocess.run([sys.executable, "-m", "jupytext", "--to", "notebook", str(path), "-o", str(target)],

@@ -32,10 +32,19 @@ def data_dir() -> Path:
     return (repo_root().parent / "shared" / "data").resolve()
 
 
-def outputs_dir() -> Path:
-    """Result CSVs and figures: ``$BB_OUTPUT_DIR`` or ``<repo>/outputs``."""
+def outputs_dir(preset: str | None = None) -> Path:
+    """Result CSVs and figures: ``$BB_OUTPUT_DIR``, else ``<repo>/outputs``.
+
+    ``outputs/`` holds real runs only (it is committed and compared): without ``BB_OUTPUT_DIR``, a ``tiny``-preset
+    run writes to ``<runs>/tiny-outputs`` instead.
+    """
     env = os.environ.get("BB_OUTPUT_DIR")
-    path = Path(env).expanduser().resolve() if env else repo_root() / "outputs"
+    if env:
+        path = Path(env).expanduser().resolve()
+    elif preset == "tiny":
+        path = runs_dir() / "tiny-outputs"
+    else:
+        path = repo_root() / "outputs"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
