@@ -25,7 +25,7 @@ from . import metrics as M
 from .config import BaseConfig, check_choice, check_range, coerce
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
-from .encoding import LengthGroupedBatchSampler, PadCollator, encode
+from .encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, encode
 from .models import build_classifier, configure_threads, is_random, load_tokenizer, self_check
 from .paths import runs_dir
 from .results import check_writable, make_rows, write_results
@@ -178,6 +178,26 @@ def load_task_data(cfg: GlueConfig, task: GlueTask) -> TaskData:
     return TaskData(train, selection, evals, tests)
 
 
+@dataclasses.dataclass
+class EncodedTask:
+    """The task's splits tokenised once, shared by every seed (they depend on the config, not the seed)."""
+
+    tokenizer: object
+    train: EncodedDataset
+    selection: EncodedDataset | None
+    evals: dict[str, EncodedDataset]
+    tests: dict[str, EncodedDataset]
+
+
+def encode_task(cfg: GlueConfig, data: TaskData) -> EncodedTask:
+    tokenizer = load_tokenizer(cfg.tokenizer or ("minilm" if is_random(cfg.model) else cfg.model),
+                               trust_remote_code=cfg.trust_remote_code)
+    enc = lambda examples: encode(examples, tokenizer, cfg.max_len)  # noqa: E731
+    return EncodedTask(tokenizer, enc(data.train), enc(data.selection) if data.selection is not None else None,
+                       {split: enc(ex) for split, ex in data.evals.items()},
+                       {split: enc(ex) for split, ex in data.tests.items()})
+
+
 def _labels_to_text(task: GlueTask, logits: np.ndarray) -> list[str]:
     if task.is_regression:
         return [f"{value:.3f}" for value in np.clip(logits.reshape(-1), 0.0, 5.0)]
@@ -204,8 +224,11 @@ def init_label(cfg: GlueConfig) -> str:
 
 
 def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, results_path: Path,
-                  verbose: bool = True) -> pd.DataFrame:
-    """Fine-tune once on one task with one seed; write the run's rows to ``results_path``; return them."""
+                  verbose: bool = True, encoded: EncodedTask | None = None) -> pd.DataFrame:
+    """Fine-tune once on one task with one seed; write the run's rows to ``results_path``; return them.
+
+    ``encoded`` (from :func:`encode_task`) lets several seeds share one tokenisation; built here when omitted.
+    """
     from transformers import set_seed
 
     task = get_task(task_name)
@@ -216,14 +239,13 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
     configure_threads(cfg.num_threads)
     set_seed(seed)
 
-    tokenizer = load_tokenizer(cfg.tokenizer or ("minilm" if is_random(cfg.model) else cfg.model),
-                               trust_remote_code=cfg.trust_remote_code)
+    encoded = encoded or encode_task(cfg, data)
+    tokenizer, train_set, selection_set = encoded.tokenizer, encoded.train, encoded.selection
     model, head_init = build_classifier(
         cfg.warm_start or cfg.model, tokenizer, task.label_names, regression=task.is_regression,
         max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
         dropout=cfg.dropout if cfg.dropout >= 0 else None)
     collate = PadCollator(tokenizer, regression=task.is_regression)
-    train_set = encode(data.train, tokenizer, cfg.max_len)
     sampler = LengthGroupedBatchSampler(train_set.lengths, cfg.batch_size, seed=seed,
                                         group_factor=50 if cfg.group_by_length else 0)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
@@ -235,7 +257,6 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
         print(f"[{task.name} seed {seed}] {len(data.train)} train examples, head {head_init}; first input: {decoded}")
 
     accelerator = make_accelerator(cfg.train_settings())
-    selection_set = encode(data.selection, tokenizer, cfg.max_len) if data.selection is not None else None
 
     def evaluate(current_model) -> dict[str, float]:
         logits = predict(current_model, selection_set, collate, cfg.eval_batch_size, accelerator, desc="select")
@@ -258,8 +279,7 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
                         if key not in ("epoch", "train_loss", "lr")]
     split_scores = []
     for split, examples in data.evals.items():
-        logits = predict(model, encode(examples, tokenizer, cfg.max_len), collate, cfg.eval_batch_size, accelerator,
-                         desc=split)
+        logits = predict(model, encoded.evals[split], collate, cfg.eval_batch_size, accelerator, desc=split)
         values = M.task_metrics(task, logits, examples.labels)
         split_scores.append(M.task_score(task, values))
         entries += [(split, result.best_epoch, key, value) for key, value in values.items()]
@@ -270,8 +290,7 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
 
     for split, examples in data.tests.items():
-        logits = predict(model, encode(examples, tokenizer, cfg.max_len), collate, cfg.eval_batch_size, accelerator,
-                         desc=split)
+        logits = predict(model, encoded.tests[split], collate, cfg.eval_batch_size, accelerator, desc=split)
         write_submission(task, split, examples, logits, run_dir / "submission")
     if task.name == "mnli" and cfg.predict_test:
         try:
@@ -305,8 +324,10 @@ def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) ->
         task = get_task(task_name)
         task_cfg = cfg.for_task(task.name)
         data = load_task_data(task_cfg, task)
+        encoded = encode_task(task_cfg, data)
         for seed in task_cfg.seeds:
-            frames.append(run_task_seed(cfg, task.name, seed, data, Path(results_path), verbose=verbose))
+            frames.append(run_task_seed(cfg, task.name, seed, data, Path(results_path), verbose=verbose,
+                                        encoded=encoded))
     return pd.concat(frames, ignore_index=True)
 
 

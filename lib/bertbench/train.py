@@ -174,8 +174,10 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
                 if key != "epoch":
                     writer.add_scalar(f"{desc}/{key}", value, epoch + 1)
         value = record.get(select_metric, math.nan) if evaluate is not None else float(epoch)
-        improved = settings.select == "last" or evaluate is None or (
-            math.isfinite(value) and sign * value > sign * best_value if best_epoch >= 0 else True)
+        if settings.select == "last" or evaluate is None or best_epoch < 0:
+            improved = True
+        else:
+            improved = math.isfinite(value) and sign * value > sign * best_value
         if improved:
             best_value, best_epoch, bad_epochs = value, epoch, 0
             accelerator.wait_for_everyone()

@@ -250,13 +250,13 @@ def read_glue_tsv(task: GlueTask | str, split: str, glue_dir: Path | str) -> Exa
         else:
             pos = {key: getattr(layout, key) for key in ("text_a", "text_b", "label", "index")}
             n_fields = None
+        needed = max(p for p in pos.values() if p is not None) + 1
         for row in reader:
             where = f"{path}:{reader.line_num}"
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line (some files end with one)
             if n_fields is None:
                 n_fields = len(row)
-            needed = max(p for p in pos.values() if p is not None) + 1
             if len(row) < needed or (layout.header and len(row) != n_fields):
                 raise DataError(f"{where}: expected {n_fields} tab-separated fields, got {len(row)}")
             text_a.append(row[pos["text_a"]])

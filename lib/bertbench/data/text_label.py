@@ -159,7 +159,7 @@ def examples_from_hf(data, text: str = "text", text_pair: str | None = None, lab
         if regression:
             labels = [float(value) for value in raw]
         else:
-            feature = getattr(data, "features", {}).get(label) if hasattr(data, "features") else None
+            feature = (getattr(data, "features", None) or {}).get(label)
             names = label_names or getattr(feature, "names", None)
             if all(isinstance(value, int) for value in raw) and names is not None:
                 bad = [(i, v) for i, v in enumerate(raw) if not 0 <= v < len(names)]
