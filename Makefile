@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all glue glue-cpu-3seeds lab lint clean
+.PHONY: install test test-all glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert lab lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,19 @@ GLUE_COMMITTED = BB_SEEDS=0,1,2 BB_TASK_OVERRIDES="sst2.seeds=0;sst2.max_train_e
 glue-cpu-3seeds: install  ## the committed outputs/03_glue_finetune.csv: cpu preset, 3 seeds (SST-2: 1 seed, all data)
 	$(GLUE_COMMITTED) \
 		$(BIN)/python notebooks/03_glue_finetune.py
+
+tokenizer: install  ## notebook 01, cpu preset: WordPiece + BPE on the Wikipedia dump (about 2 minutes)
+	$(BIN)/python notebooks/01_train_tokenizer.py
+
+pretrain: install  ## notebook 02, cpu preset: a 4-layer pre-LN encoder, 35 minutes of training (resumes if interrupted)
+	$(BIN)/python notebooks/02_pretrain_mlm.py
+
+PRETRAINED ?= runs/pretrain/mlm-roberta-preln-mini-cpu/model
+glue-pretrained: install  ## notebook 03 on the checkpoint of `make pretrain`: 5 tasks, 3 seeds
+	BB_MODEL=$(PRETRAINED) BB_TASKS=sst2,cola,mrpc,stsb,rte BB_SEEDS=0,1,2 \
+		$(BIN)/python notebooks/03_glue_finetune.py
+
+own-bert: tokenizer pretrain glue-pretrained  ## the whole path: tokenizer -> pretraining -> GLUE
 
 lab: install  ## JupyterLab with jupytext: notebooks/*.py open as notebooks
 	$(BIN)/python -m pip install -q -e ".[lab]" "$(TORCH)"

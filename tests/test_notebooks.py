@@ -23,6 +23,20 @@ def check_outputs(name: str, output_dir: Path) -> None:
     assert path.is_file(), f"{name} wrote no {path.name}"
     frame = bb.load_results(path)
     assert set(frame["notebook"]) == {name} and set(frame["preset"]) == {"tiny"}
+    if name == "01_train_tokenizer":
+        cfg = bb.TokenizerConfig.from_env(environ={"BB_PRESET": "tiny"})
+        assert set(frame["task"]) == {"tokenizer"}
+        fertility = frame[frame["metric"] == "fertility"].set_index("model")["value"]
+        assert len(fertility) == len(cfg.kinds) + 1 and "minilm" in fertility  # each trained one + the reference
+        assert fertility.between(0.5, 5).all()
+        for kind in cfg.kinds:
+            assert (bb.tokenizer_dir(cfg, kind) / "token_frequencies.csv").is_file()
+    if name == "02_pretrain_mlm":
+        cfg = bb.PretrainConfig.from_env(environ={"BB_PRESET": "tiny"})
+        heldout = frame[(frame["split"] == "wikitext2_valid") & (frame["metric"] == "loss")].sort_values("step")
+        assert heldout["step"].tolist() == [0, cfg.max_steps // 2, cfg.max_steps]
+        assert heldout["value"].iloc[-1] < heldout["value"].iloc[0]
+        assert (bb.runs_dir() / "pretrain" / cfg.label / "model" / "model.safetensors").is_file()
     if name == "03_glue_finetune":
         cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny"})
         scores = frame[(frame["split"] == "dev") & (frame["metric"] == "score")]

@@ -40,16 +40,15 @@ def test_trust_remote_code_is_off_by_default():
     assert bb.GlueConfig.from_env(environ={}).trust_remote_code is False
 
 
-def test_readme_glue_table_is_the_one_generated_from_outputs():
-    from bertbench.report import glue_markdown, readme_block
-    from bertbench.results import load_results
+@pytest.mark.parametrize("name", ["tokenizer", "pretrain", "glue"])
+def test_readme_tables_are_the_ones_generated_from_outputs(name):
+    from bertbench.report import BLOCKS, generated, readme_block
 
-    csv = ROOT / "outputs" / "03_glue_finetune.csv"
-    if not csv.is_file():
-        pytest.skip("no committed GLUE results yet")
+    if not (ROOT / "outputs" / BLOCKS[name][0]).is_file():
+        pytest.skip(f"no committed {BLOCKS[name][0]} yet")
     readme = (ROOT / "README.md").read_text()
-    assert readme_block(readme) == glue_markdown(load_results(csv)), \
-        "README's GLUE table differs from outputs/: regenerate it with `python -m bertbench.report`"
+    assert readme_block(readme, name) == generated(name, ROOT / "outputs"), \
+        f"README's {name} table differs from outputs/: regenerate with `python -m bertbench.report --update-readme`"
 
 
 def test_committed_outputs_are_real_runs_not_tiny():

@@ -1,13 +1,16 @@
 """bertbench: a research workbench for BERT-family encoders. This module is the API the notebooks use."""
 
 from .config import BaseConfig
+from .data.corpus import Corpus, open_corpus
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, GlueTask, get_task, load_glue, read_glue_tsv
 from .data.text_label import examples_from_hf, read_bert_tsv, read_csv, read_jsonl
 from .glue_finetune import GlueConfig, glue_summary, run_glue, run_id_for
 from .models import build_classifier, load_tokenizer, resolve_model, self_check
 from .paths import data_dir, outputs_dir, repo_root, runs_dir
+from .pretrain import PretrainConfig, pretrain
 from .results import load_results, write_results
+from .tokenizer_train import TokenizerConfig, run_tokenizers, tokenizer_dir
 
 __version__ = "0.1.0"
 
@@ -15,5 +18,6 @@ __all__ = [
     "BaseConfig", "DataError", "Examples", "TASKS", "GlueTask", "get_task", "load_glue", "read_glue_tsv",
     "examples_from_hf", "read_bert_tsv", "read_csv", "read_jsonl", "GlueConfig", "glue_summary", "run_glue",
     "run_id_for", "build_classifier", "load_tokenizer", "resolve_model", "self_check", "data_dir", "outputs_dir",
-    "repo_root", "runs_dir", "load_results", "write_results",
+    "repo_root", "runs_dir", "load_results", "write_results", "Corpus", "open_corpus", "TokenizerConfig",
+    "run_tokenizers", "tokenizer_dir", "PretrainConfig", "pretrain",
 ]

@@ -26,7 +26,7 @@ from .config import BaseConfig, check_choice, check_range, coerce
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
 from .encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, encode
-from .models import build_classifier, configure_threads, is_random, load_tokenizer, self_check
+from .models import build_classifier, configure_threads, is_random, load_tokenizer, resolve_model, self_check
 from .paths import runs_dir
 from .results import check_writable, make_rows, write_results
 from .train import TrainSettings, device_description, fit, make_accelerator, predict
@@ -217,6 +217,19 @@ def write_submission(task: GlueTask, split: str, examples: Examples, logits: np.
     return path
 
 
+def model_label(name: str) -> str:
+    """The ``model`` column: the label a bertbench pretraining run stored in its config (``bertbench_label``), so
+    rows of a checkpoint under runs/ are named after the run and not after a machine-specific path; else the name."""
+    if is_random(name):
+        return name
+    config_file = Path(resolve_model(name)) / "config.json"
+    if config_file.is_file():
+        label = json.loads(config_file.read_text()).get("bertbench_label")
+        if label:
+            return str(label)
+    return name
+
+
 def init_label(cfg: GlueConfig) -> str:
     if cfg.warm_start:
         return f"intermediate:{Path(cfg.warm_start).name}"
@@ -303,8 +316,9 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
         shutil.rmtree(run_dir / "best", ignore_errors=True)
 
     common = {
-        "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": cfg.model, "task": task.name,
-        "seed": seed, "init": init_label(cfg), "head_init": head_init, "selection": SELECTION_LABELS[cfg.selection],
+        "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
+        "task": task.name, "seed": seed, "init": init_label(cfg), "head_init": head_init,
+        "selection": SELECTION_LABELS[cfg.selection],
         "max_len": cfg.max_len, "train_examples": len(data.train), "device": device_description(accelerator.device),
         "wall_s": round(time.perf_counter() - started, 2), "config": cfg.to_json(),
     }

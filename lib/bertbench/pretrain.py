@@ -1,0 +1,577 @@
+"""Notebook 02: masked-language-model pretraining of a BERT-style encoder from scratch, on a step or time budget.
+
+- The encoder is a standard transformers model (``BertForMaskedLM``, or ``RobertaPreLayerNormForMaskedLM`` for the
+  pre-LayerNorm RoBERTa style) built from a config sized like the small BERTs of Turc et al. (2019) up to BERT-base,
+  so the result loads with ``AutoModelForSequenceClassification`` and notebook 03.
+- Data: the corpus is tokenised once into a flat token stream on disk (documents separated by SEP, cached), cut into
+  blocks of ``max_len - 2`` tokens and packed as ``[CLS] block [SEP]`` — no padding anywhere. The last
+  ``heldout_blocks`` blocks are held out.
+- Dynamic masking (BERT): each batch is masked afresh; ``mask_prob`` of the non-special positions are selected, of
+  those ``mask_replace`` become MASK, ``random_replace`` a random non-special token, the rest stay. The loss is
+  computed only at the selected positions (cramming's sparse prediction: the vocabulary-wide output layer never runs
+  on the 85% of positions that have no label).
+- Budget in optimizer steps or in training wall-clock minutes (cramming), whichever ends first; the learning rate
+  follows the budget's progress (linear warmup, linear decay to zero at the end).
+- Checkpoints resume exactly: model, optimizer, the schedule's position, the RNG states (dropout and masking) and the
+  position in the corpus; the result rows written so far are carried too.
+- Evaluation: held-out MLM loss and accuracy (fixed masks, so values are comparable across steps), and
+  pseudo-perplexity (Salazar et al. 2020: every token masked in turn) on WikiText-2 validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .config import BaseConfig, check_choice, check_range
+from .data.corpus import open_corpus
+from .models import configure_threads, load_tokenizer
+from .paths import runs_dir
+from .results import check_writable, make_rows, write_results
+from .train import build_optimizer, device_description, resolve_precision
+
+NOTEBOOK = "02_pretrain_mlm"
+# name -> (layers, hidden); heads = hidden / 64 and feed-forward = 4 * hidden as in BERT
+SIZES = {"nano": (2, 64), "tiny": (2, 128), "mini": (4, 256), "small": (4, 512), "medium": (8, 512),
+         "base": (12, 768)}
+ARCHS = ("bert", "roberta-preln")
+# dense bf16 tensor-core peak in TFLOP/s from NVIDIA's data sheets, for model FLOPs utilisation
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0,
+               "RTX 4090": 165.0, "V100": 125.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig(BaseConfig):
+    """Notebook 02: MLM pretraining from scratch. Every field is ``BB_<FIELD>``."""
+
+    preset: str = "cpu"
+    name: str = ""  # run folder runs/pretrain/<name> and the model's label; default mlm-<arch>-<size>-<preset>
+    tokenizer: str = "wordpiece"  # "wordpiece"/"bpe" (notebook 01's, same preset), a folder, or "minilm"
+    corpus: str = "wikipedia"
+    max_docs: int = 0  # first N documents of the corpus (0 = all)
+    heldout_blocks: int = 200  # last blocks of the corpus, never trained on
+    eval_corpus: str = "wikitext2-valid"
+    eval_blocks: int = 0  # blocks of the evaluation corpus for the held-out loss (0 = all)
+    pppl_blocks: int = 8  # blocks scored by pseudo-perplexity (one forward pass per token)
+    arch: str = "bert"  # "bert" (post-LayerNorm) or "roberta-preln"
+    size: str = "mini"  # nano, tiny, mini, small, medium, base
+    max_len: int = 128
+    mask_prob: float = 0.15  # cramming uses 0.25
+    mask_replace: float = 0.8  # share of the selected positions replaced by MASK
+    random_replace: float = 0.1  # share replaced by a random token; the rest stay unchanged
+    batch_size: int = 64  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.06  # of the budget
+    max_grad_norm: float = 0.5
+    max_steps: int = 0  # optimizer-step budget (0 = none)
+    max_minutes: float = 35.0  # training wall-clock budget (0 = none); the first budget reached ends the run
+    eval_points: int = 10  # evaluations spread evenly over the budget, plus one before training
+    checkpoint_every: int = 0  # also checkpoint every N steps (0 = at evaluations only)
+    resume: bool = True  # continue from runs/pretrain/<name>/checkpoint if it exists (0: start fresh)
+    seed: int = 0
+    dropout: float = 0.1
+    mixed_precision: str = "auto"  # bf16 on a GPU that has it
+    num_threads: int = 0
+
+    PRESETS = {
+        "tiny": dict(max_docs=200, heldout_blocks=4, eval_blocks=4, pppl_blocks=1, size="nano", max_len=64,
+                     batch_size=8, max_steps=8, max_minutes=0.0, eval_points=2, lr=1e-3),
+        "cpu": dict(arch="roberta-preln", batch_size=32, eval_blocks=400),
+        "full": dict(arch="roberta-preln", size="base", batch_size=128, grad_accum=8, lr=6e-4,
+                     max_minutes=24 * 60.0, eval_points=48, checkpoint_every=1000, pppl_blocks=32),
+    }
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("size", self.size, tuple(SIZES))
+        check_choice("mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
+        check_range("max_len", self.max_len, 8, 8192)
+        check_range("mask_prob", self.mask_prob, 0, 1, low_open=True)
+        check_range("mask_replace", self.mask_replace, 0, 1)
+        check_range("random_replace", self.random_replace, 0, 1 - self.mask_replace)
+        check_range("batch_size", self.batch_size, 1)
+        check_range("grad_accum", self.grad_accum, 1)
+        check_range("lr", self.lr, 0, 1, low_open=True)
+        check_range("weight_decay", self.weight_decay, 0)
+        check_range("warmup_fraction", self.warmup_fraction, 0, 1)
+        check_range("max_grad_norm", self.max_grad_norm, 0)
+        check_range("max_steps", self.max_steps, 0)
+        check_range("max_minutes", self.max_minutes, 0)
+        if self.max_steps == 0 and self.max_minutes == 0:
+            raise ValueError("max_steps and max_minutes are both 0: set a budget in steps or minutes")
+        for name in ("max_docs", "heldout_blocks", "eval_blocks", "pppl_blocks", "checkpoint_every", "num_threads"):
+            check_range(name, getattr(self, name), 0)
+        check_range("eval_points", self.eval_points, 1)
+        check_range("dropout", self.dropout, 0, 1)
+
+    @property
+    def label(self) -> str:
+        return self.name or f"mlm-{self.arch}-{self.size}-{self.preset}"
+
+    def run_id(self) -> str:
+        blob = {k: v for k, v in self.to_dict().items() if k not in ("num_threads", "resume")}
+        return f"{self.label}-{hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]}"
+
+
+# ---------------------------------------------------------------- model
+
+
+def build_mlm_model(arch: str, size: str, tokenizer, max_len: int = 128, dropout: float = 0.1):
+    """A randomly initialised masked-LM encoder sized ``size``, with the tokenizer's vocabulary and special ids."""
+    from transformers import BertConfig, BertForMaskedLM, RobertaPreLayerNormConfig, RobertaPreLayerNormForMaskedLM
+
+    layers, hidden = SIZES[size]
+    common = dict(
+        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64), intermediate_size=4 * hidden, hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout, pad_token_id=tokenizer.pad_token_id, type_vocab_size=2)
+    if arch == "bert":
+        return BertForMaskedLM(BertConfig(max_position_embeddings=max(512, max_len), **common))
+    # RoBERTa counts positions from pad_token_id + 1, so the table needs that many extra rows
+    config = RobertaPreLayerNormConfig(max_position_embeddings=max(512, max_len) + tokenizer.pad_token_id + 1,
+                                       bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                                       **common)
+    return RobertaPreLayerNormForMaskedLM(config)
+
+
+def mlm_head(model) -> torch.nn.Module:
+    """The prediction head (transform + vocabulary projection) of a ``*ForMaskedLM`` model."""
+    for name in ("cls", "lm_head"):
+        if hasattr(model, name):
+            return getattr(model, name)
+    raise TypeError(f"{type(model).__name__} has no MLM head (cls / lm_head)")
+
+
+def mlm_outputs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits at the labelled positions only, and their labels.
+
+    Args:
+        batch: input_ids, attention_mask, token_type_ids (B, T) and labels (B, T) with -100 where unlabelled.
+
+    Returns:
+        logits (M, V) and labels (M,), M = number of labelled positions.
+    """
+    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                              token_type_ids=batch["token_type_ids"]).last_hidden_state  # (B, T, H)
+    selected = batch["labels"] != -100  # (B, T)
+    return mlm_head(model)(hidden[selected]), batch["labels"][selected]  # (M, V), (M,)
+
+
+def mlm_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    logits, labels = mlm_outputs(model, batch)
+    if labels.numel() == 0:  # nothing masked in this batch (possible only for tiny batches)
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float(), labels)
+
+
+def train_flops_per_token(model, seq_len: int, mask_prob: float) -> float:
+    """Training FLOPs per token: 6 x encoder weights + attention (PaLM's 12 L H T), plus the head on masked tokens."""
+    config = model.config
+    encoder = sum(p.numel() for p in model.base_model.encoder.parameters())
+    head = sum(p.numel() for p in mlm_head(model).parameters() if p.ndim == 2)
+    if not any(p is model.get_output_embeddings().weight for p in mlm_head(model).parameters()):
+        head += model.get_output_embeddings().weight.numel()
+    attention = 12 * config.num_hidden_layers * config.hidden_size * seq_len
+    return 6.0 * encoder + attention + 6.0 * mask_prob * head
+
+
+# ---------------------------------------------------------------- data
+
+
+def token_stream(corpus, tokenizer, cache_dir: Path, desc: str = "tokenise") -> np.ndarray:
+    """All documents of ``corpus`` tokenised without special tokens, each followed by SEP, as one flat array.
+
+    Written once to ``cache_dir`` (keyed by corpus and tokenizer) and memory-mapped afterwards, so a corpus larger
+    than memory works and later runs skip tokenisation.
+    """
+    from .tokenizer_train import _batches, plain_backend
+
+    backend = plain_backend(tokenizer)
+    key = hashlib.sha1((backend.to_str() + f"|{corpus.name}|{corpus.max_docs}").encode()).hexdigest()[:16]
+    path = cache_dir / f"{key}.bin"
+    dtype = np.uint16 if len(tokenizer) < 2**16 else np.int32
+    if not path.is_file():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        sep = tokenizer.sep_token_id
+        with open(temporary, "wb") as handle:
+            for batch in tqdm(_batches(corpus, 256), desc=desc, unit=" x256 docs", mininterval=2.0, leave=False):
+                for encoding in backend.encode_batch(batch, add_special_tokens=False):
+                    np.asarray(encoding.ids + [sep], dtype=dtype).tofile(handle)
+        temporary.replace(path)  # atomic: an interrupted run never leaves a half cache
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
+def pack(stream: np.ndarray, block_indices, content_len: int, cls_id: int, sep_id: int) -> torch.Tensor:
+    """``[CLS] block [SEP]`` for each block index: (B, content_len + 2) token ids."""
+    rows = [np.asarray(stream[i * content_len:(i + 1) * content_len], dtype=np.int64) for i in block_indices]
+    body = torch.from_numpy(np.stack(rows))  # (B, C)
+    column = lambda token_id: torch.full((len(rows), 1), token_id, dtype=torch.long)  # noqa: E731
+    return torch.cat([column(cls_id), body, column(sep_id)], dim=1)  # (B, C + 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Masker:
+    """BERT's dynamic masking with the tokenizer's own ids (nothing hard-coded)."""
+
+    special_ids: torch.Tensor  # ids never selected (CLS, SEP, PAD, MASK, UNK ...)
+    mask_id: int
+    random_ids: torch.Tensor  # ids a selected position may be replaced with (the non-special vocabulary)
+    mask_prob: float = 0.15
+    mask_replace: float = 0.8
+    random_replace: float = 0.1
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, **rates: float) -> Masker:
+        special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+        vocabulary = torch.arange(len(tokenizer))
+        return cls(special, tokenizer.mask_token_id, vocabulary[~torch.isin(vocabulary, special)], **rates)
+
+    def __call__(self, input_ids: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Mask a (B, T) batch; returns input_ids, labels (-100 where not selected), attention_mask, token_type_ids.
+
+        Every draw is made for every position (no data-dependent shapes), so the generator advances identically
+        whatever the batch holds — a resumed run draws the same masks.
+        """
+        eligible = ~torch.isin(input_ids, self.special_ids)  # (B, T)
+        selected = (torch.rand(input_ids.shape, generator=generator) < self.mask_prob) & eligible
+        roll = torch.rand(input_ids.shape, generator=generator)
+        replacement = self.random_ids[torch.randint(len(self.random_ids), input_ids.shape, generator=generator)]
+        corrupted = torch.where(selected & (roll < self.mask_replace), self.mask_id, input_ids)
+        to_random = selected & (roll >= self.mask_replace) & (roll < self.mask_replace + self.random_replace)
+        corrupted = torch.where(to_random, replacement, corrupted)
+        return {"input_ids": corrupted, "labels": torch.where(selected, input_ids, -100),
+                "attention_mask": torch.ones_like(input_ids), "token_type_ids": torch.zeros_like(input_ids)}
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate_mlm(model, batches: list[dict[str, torch.Tensor]], device, autocast) -> dict[str, float]:
+    """Mean MLM loss and accuracy over fixed pre-masked batches (the same masks at every evaluation)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    count = 0
+    for batch in batches:
+        batch = {key: value.to(device) for key, value in batch.items()}
+        with autocast():
+            logits, labels = mlm_outputs(model, batch)
+        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
+        correct += (logits.argmax(-1) == labels).sum()
+        count += labels.numel()
+    model.train(was_training)
+    return {"loss": float(loss_sum) / max(1, count), "accuracy": float(correct) / max(1, count)}
+
+
+@torch.no_grad()
+def pseudo_perplexity(model, blocks: torch.Tensor, masker: Masker, device, autocast, batch_size: int = 64) -> float:
+    """exp of the mean negative log-likelihood of each non-special token with only that token masked.
+
+    Args:
+        blocks: (N, T) packed token ids.
+    """
+    was_training = model.training
+    model.eval()
+    nll, count = 0.0, 0
+    for block in blocks:
+        positions = torch.nonzero(~torch.isin(block, masker.special_ids)).flatten()  # (P,)
+        for chunk in positions.split(batch_size):
+            inputs = block.repeat(len(chunk), 1)  # (n, T): row r has position chunk[r] masked
+            rows = torch.arange(len(chunk))
+            inputs[rows, chunk] = masker.mask_id
+            inputs = inputs.to(device)
+            with autocast():
+                hidden = model.base_model(input_ids=inputs, attention_mask=torch.ones_like(inputs),
+                                          token_type_ids=torch.zeros_like(inputs)).last_hidden_state  # (n, T, H)
+                logits = mlm_head(model)(hidden[rows.to(device), chunk.to(device)])  # (n, V)
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            nll -= float(log_probs.gather(1, block[chunk].to(device).unsqueeze(1)).sum())
+            count += len(chunk)
+    model.train(was_training)
+    return math.exp(nll / max(1, count))
+
+
+# ---------------------------------------------------------------- schedule and checkpoints
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Everything besides weights, optimizer and RNG that a resumed run needs; saved as JSON."""
+
+    run_id: str
+    step: int = 0
+    epoch: int = 0
+    position: int = 0  # next block of this epoch's permutation
+    train_seconds: float = 0.0  # training time only (evaluation and checkpoints excluded)
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    tokens_seen: int = 0
+    evals_done: int = 0
+    entries: list = dataclasses.field(default_factory=list)  # (split, step, metric, value) rows so far
+
+
+def progress(cfg: PretrainConfig, step: int, train_seconds: float) -> float:
+    """How much of the budget is spent, in [0, 1+): the larger of the step and the time fraction."""
+    by_steps = step / cfg.max_steps if cfg.max_steps else 0.0
+    by_time = train_seconds / (60.0 * cfg.max_minutes) if cfg.max_minutes else 0.0
+    return max(by_steps, by_time)
+
+
+def lr_at(cfg: PretrainConfig, fraction: float) -> float:
+    """Linear warmup over ``warmup_fraction`` of the budget, then linear decay to zero at its end."""
+    if cfg.warmup_fraction > 0 and fraction < cfg.warmup_fraction:
+        return cfg.lr * max(fraction, 1e-3) / cfg.warmup_fraction
+    return cfg.lr * max(0.0, 1.0 - fraction) / max(1e-9, 1.0 - cfg.warmup_fraction)
+
+
+def save_checkpoint(folder: Path, model, optimizer, state: TrainState, mask_generator: torch.Generator) -> None:
+    """Write the checkpoint to a temporary folder, then swap it in: a crash never leaves a half checkpoint."""
+    temporary, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(temporary, ignore_errors=True)
+    model.save_pretrained(temporary, safe_serialization=True)
+    torch.save({"optimizer": optimizer.state_dict(), "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "rng_mask": mask_generator.get_state()}, temporary / "trainer.pt")
+    (temporary / "trainer_state.json").write_text(json.dumps(dataclasses.asdict(state)))
+    if folder.exists():
+        folder.replace(old)
+    temporary.replace(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path, model, state_run_id: str) -> tuple[TrainState, dict]:
+    """Weights into ``model`` and the saved state; refuses a checkpoint of another configuration."""
+    state = TrainState(**json.loads((folder / "trainer_state.json").read_text()))
+    if state.run_id != state_run_id:
+        raise ValueError(f"{folder} belongs to run {state.run_id}, not {state_run_id} (the configuration changed): "
+                         "set BB_NAME to another name, or BB_RESUME=0 to start this one afresh")
+    saved = type(model).from_pretrained(folder, use_safetensors=True)
+    model.load_state_dict(saved.state_dict())
+    trainer = torch.load(folder / "trainer.pt", weights_only=True)
+    return state, trainer
+
+
+# ---------------------------------------------------------------- the run
+
+
+def resolve_tokenizer(cfg: PretrainConfig):
+    """``wordpiece``/``bpe``: notebook 01's tokenizer of the same preset (trained now if missing); else a folder."""
+    from .tokenizer_train import KINDS, TokenizerConfig, ensure_tokenizer
+
+    if cfg.tokenizer in KINDS:
+        return load_tokenizer(str(ensure_tokenizer(TokenizerConfig.from_env(environ={}, preset=cfg.preset),
+                                                   cfg.tokenizer)))
+    return load_tokenizer(cfg.tokenizer)
+
+
+@dataclasses.dataclass
+class PretrainResult:
+    model_dir: Path | None  # runs/pretrain/<name>/model (None when interrupted)
+    history: pd.DataFrame  # one row per evaluation: step, train_loss, heldout_loss, ...
+    state: TrainState
+
+
+def _history(entries: list) -> pd.DataFrame:
+    frame = pd.DataFrame(entries, columns=["split", "step", "metric", "value"])
+    if frame.empty:
+        return frame
+    frame["name"] = frame["split"] + "_" + frame["metric"]
+    return frame.pivot_table(index="step", columns="name", values="value", aggfunc="last").reset_index()
+
+
+def pretrain(cfg: PretrainConfig, results_path: str | Path,
+             on_step: Callable[[int], None] | None = None) -> PretrainResult:
+    """Pretrain ``cfg``'s encoder; write rows at every evaluation; save the final model with its tokenizer.
+
+    Args:
+        on_step: called with the step number after every optimizer step (tests use it to interrupt a run).
+
+    Returns:
+        PretrainResult with the final model folder and the evaluation history.
+    """
+    from accelerate import Accelerator
+    from transformers import set_seed
+
+    check_writable(results_path)
+    configure_threads(cfg.num_threads)
+    run_id = cfg.run_id()
+    run_dir = runs_dir() / "pretrain" / cfg.label
+    checkpoint = run_dir / "checkpoint"
+    if not cfg.resume and run_dir.exists():
+        print(f"BB_RESUME=0: removing {run_dir}")
+        shutil.rmtree(run_dir)
+    set_seed(cfg.seed)
+
+    tokenizer = resolve_tokenizer(cfg)
+    masker = Masker.from_tokenizer(tokenizer, mask_prob=cfg.mask_prob, mask_replace=cfg.mask_replace,
+                                   random_replace=cfg.random_replace)
+    content_len = cfg.max_len - 2
+    cache = runs_dir() / "cache" / "tokens"
+    stream = token_stream(open_corpus(cfg.corpus, cfg.max_docs), tokenizer, cache, desc="tokenise corpus")
+    n_blocks = len(stream) // content_len
+    heldout = min(cfg.heldout_blocks, n_blocks // 10)
+    n_train = n_blocks - heldout - (1 if heldout else 0)  # one block gap: no document spans the boundary
+    if n_train < cfg.batch_size:
+        raise ValueError(f"corpus {cfg.corpus!r} gives {n_train} training blocks of {content_len} tokens, fewer than "
+                         f"batch_size {cfg.batch_size}")
+    cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+    eval_stream = token_stream(open_corpus(cfg.eval_corpus), tokenizer, cache, desc="tokenise eval corpus")
+    n_eval = len(eval_stream) // content_len
+    eval_blocks = pack(eval_stream, range(min(n_eval, cfg.eval_blocks or n_eval)), content_len, cls_id, sep_id)
+    fixed = torch.Generator().manual_seed(1234)  # evaluation masks never change
+    split = lambda blocks: [masker(part, fixed) for part in blocks.split(cfg.batch_size)]  # noqa: E731
+    eval_sets = {cfg.eval_corpus.replace("-", "_"): split(eval_blocks)}
+    if heldout:
+        eval_sets["corpus_heldout"] = split(pack(stream, range(n_blocks - heldout, n_blocks), content_len, cls_id,
+                                                 sep_id))
+    pppl_blocks = eval_blocks[:cfg.pppl_blocks]
+
+    model = build_mlm_model(cfg.arch, cfg.size, tokenizer, cfg.max_len, cfg.dropout)
+    model.config.bertbench_label = cfg.label
+    accelerator = Accelerator(mixed_precision=resolve_precision(cfg.mixed_precision))
+    device = accelerator.device
+    mask_generator = torch.Generator().manual_seed(cfg.seed)
+    state, trainer = TrainState(run_id), None
+    if cfg.resume and checkpoint.is_dir():
+        state, trainer = load_checkpoint(checkpoint, model, run_id)
+        print(f"resuming {run_id} from step {state.step} ({state.train_seconds / 60:.1f} training minutes done)")
+    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if trainer is not None:
+        optimizer.load_state_dict(trainer["optimizer"])
+        torch.set_rng_state(trainer["rng_cpu"])
+        if trainer["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(trainer["rng_cuda"])
+        mask_generator.set_state(trainer["rng_mask"])
+
+    flops_per_token = train_flops_per_token(accelerator.unwrap_model(model), cfg.max_len, cfg.mask_prob)
+    peak = next((value for key, value in PEAK_TFLOPS.items()
+                 if device.type == "cuda" and key in torch.cuda.get_device_name(device)), None)
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.max_len
+    common = {"run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": cfg.label, "task": "mlm",
+              "seed": cfg.seed, "init": "random", "head_init": "mlm", "selection": "last_step",
+              "max_len": cfg.max_len, "train_examples": n_train, "device": device_description(device),
+              "config": cfg.to_json()}
+    print(f"{run_id}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, {n_train} training blocks "
+          f"of {cfg.max_len} tokens ({n_train * cfg.max_len / 1e6:.1f} M tokens), {heldout} held out; "
+          f"{flops_per_token / 1e6:.1f} MFLOP per training token; device {common['device']}")
+
+    def evaluate_and_save(segment_tokens: int, segment_seconds: float, loss_sum: float, loss_steps: int) -> None:
+        unwrapped = accelerator.unwrap_model(model)
+        step = state.step
+        entries = []
+        if loss_steps:
+            rate = segment_tokens / max(segment_seconds, 1e-9)
+            entries += [("train", step, "loss", loss_sum / loss_steps), ("train", step, "tokens_per_s", rate),
+                        ("train", step, "tflops", rate * flops_per_token / 1e12)]
+            if peak:
+                entries.append(("train", step, "mfu", rate * flops_per_token / (peak * 1e12)))
+        entries += [("train", step, "lr", lr_at(cfg, progress(cfg, step, state.train_seconds))),
+                    ("train", step, "tokens_seen", state.tokens_seen), ("train", step, "train_s", state.train_seconds),
+                    ("train", step, "cpu_s", state.cpu_seconds)]
+        for name, batches in eval_sets.items():
+            values = evaluate_mlm(unwrapped, batches, device, accelerator.autocast)
+            entries += [(name, step, key, value) for key, value in values.items()]
+        if len(pppl_blocks):
+            entries.append((cfg.eval_corpus.replace("-", "_"), step, "pppl",
+                            pseudo_perplexity(unwrapped, pppl_blocks, masker, device, accelerator.autocast)))
+        state.entries += entries
+        shown = {f"{s}_{m}": v for s, _, m, v in entries if m in ("loss", "pppl", "tokens_per_s", "mfu")}
+        tqdm.write(f"step {step}: " + ", ".join(f"{key} {value:.4g}" for key, value in shown.items()))
+        write_results(make_rows({**common, "wall_s": round(state.wall_seconds, 2)}, state.entries), results_path)
+        save_checkpoint(checkpoint, unwrapped, optimizer, state, mask_generator)
+
+    if state.evals_done == 0:
+        state.evals_done = 1
+        evaluate_and_save(0, 0.0, 0.0, 0)
+    segment_start, cpu_start = time.perf_counter(), time.process_time()
+    segment_tokens, loss_sum, loss_steps = 0, torch.zeros((), device=device), 0
+    bar = tqdm(desc=f"pretrain {cfg.label}", unit=" steps", mininterval=2.0,
+               total=cfg.max_steps or None, initial=state.step)
+    order = None
+    while True:
+        elapsed = state.train_seconds + time.perf_counter() - segment_start
+        fraction = progress(cfg, state.step, elapsed)
+        if fraction >= 1.0:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(cfg, fraction)
+        for _ in range(cfg.grad_accum):
+            if order is None or state.position + cfg.batch_size > n_train:
+                if order is not None:
+                    state.epoch, state.position = state.epoch + 1, 0
+                # a fresh permutation of the training blocks per epoch, from (seed, epoch) only
+                order = torch.randperm(n_train, generator=torch.Generator().manual_seed(
+                    cfg.seed * 1_000_003 + state.epoch)).numpy()
+            indices = order[state.position:state.position + cfg.batch_size]
+            state.position += cfg.batch_size
+            batch = masker(pack(stream, indices, content_len, cls_id, sep_id), mask_generator)
+            batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+            with accelerator.autocast():
+                loss = mlm_loss(model, batch) / cfg.grad_accum
+            accelerator.backward(loss)
+            loss_sum += loss.detach()
+        if cfg.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        state.tokens_seen += tokens_per_step
+        segment_tokens += tokens_per_step
+        loss_steps += 1
+        bar.update(1)
+        if on_step is not None:
+            on_step(state.step)
+        elapsed = state.train_seconds + time.perf_counter() - segment_start
+        due_eval = progress(cfg, state.step, elapsed) >= state.evals_done / cfg.eval_points
+        due_checkpoint = cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0
+        if due_eval or due_checkpoint:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - segment_start
+            state.train_seconds += seconds
+            state.wall_seconds += seconds
+            state.cpu_seconds += time.process_time() - cpu_start
+            if due_eval:
+                state.evals_done += 1
+            eval_start = time.perf_counter()
+            if due_eval:
+                evaluate_and_save(segment_tokens, seconds, float(loss_sum), loss_steps)
+                segment_tokens, loss_sum, loss_steps = 0, torch.zeros((), device=device), 0
+            else:
+                save_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, state, mask_generator)
+            state.wall_seconds += time.perf_counter() - eval_start
+            segment_start, cpu_start = time.perf_counter(), time.process_time()
+    bar.close()
+    if loss_steps:  # the budget ended between evaluation points
+        seconds = time.perf_counter() - segment_start
+        state.train_seconds += seconds
+        state.wall_seconds += seconds
+        state.cpu_seconds += time.process_time() - cpu_start
+        evaluate_and_save(segment_tokens, seconds, float(loss_sum), loss_steps)
+
+    model_dir = run_dir / "model"
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.save_pretrained(model_dir, safe_serialization=True)
+    tokenizer.save_pretrained(model_dir)
+    print(f"saved {model_dir} after {state.step} steps, {state.tokens_seen / 1e6:.1f} M tokens, "
+          f"{state.train_seconds / 60:.1f} training minutes")
+    return PretrainResult(model_dir, _history(state.entries), state)

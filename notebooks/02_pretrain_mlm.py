@@ -1,0 +1,42 @@
+# %% [markdown]
+# # 02 · Pretrain a BERT from scratch (masked language modelling)
+#
+# Builds a BERT-style encoder from a transformers config (BERT, or pre-LayerNorm RoBERTa style; sizes from `nano` to
+# `base`) on the tokenizer of notebook 01 and pretrains it with dynamic masking (15%, 80/10/10) on sequences packed to
+# the maximum length, on a budget in steps or minutes with the learning rate following the budget. The result is a
+# standard checkpoint: `BB_MODEL=runs/pretrain/<name>/model python notebooks/03_glue_finetune.py` fine-tunes it.
+#
+# - **Inputs:** the Wikipedia dump under `$BB_DATA_DIR` (`BB_CORPUS`: as in notebook 01); WikiText-2 validation for
+#   held-out loss and pseudo-perplexity; the tokenizer of notebook 01 (trained on the spot if missing).
+# - **Outputs:** `outputs/02_pretrain_mlm.csv` (one row per evaluation and metric, written at every evaluation), the
+#   checkpoint and the final model under `runs/pretrain/<name>/` (outside git).
+# - **Resume:** an interrupted run continues from its last checkpoint when the same command is run again
+#   (`BB_RESUME=0` starts afresh).
+# - **Runs on:** CPU (`tiny`: seconds; `cpu`: 35 minutes of training) or GPU (`full`: BERT-base, bf16).
+#
+# Quick run: `BB_PRESET=tiny python notebooks/02_pretrain_mlm.py`
+
+# %%
+import bertbench as bb
+
+# %%
+cfg = bb.PretrainConfig.from_env()
+results_path = bb.outputs_dir(cfg.preset) / "02_pretrain_mlm.csv"  # tiny runs never land in outputs/
+print(cfg)
+print("results ->", results_path)
+
+# %% [markdown]
+# ## Pretrain
+# Evaluates before the first step and at `eval_points` points of the budget; each evaluation writes the rows so far
+# and a checkpoint.
+
+# %%
+result = bb.pretrain(cfg, results_path)
+
+# %% [markdown]
+# ## Learning curve: training loss, held-out MLM loss and pseudo-perplexity
+
+# %%
+columns = [name for name in result.history.columns if name.endswith(("_loss", "_pppl", "tokens_per_s"))]
+print(result.history[["step", *columns]].round(4).to_string(index=False))
+print(f"\nfinal model: {result.model_dir}")
