@@ -154,3 +154,16 @@ def check_choice(name: str, value: str, choices: typing.Iterable[str]) -> None:
     choices = tuple(choices)
     if value not in choices:
         raise ValueError(f"{name}: {value!r} is not one of {choices}")
+
+
+# Range rules of the training fields several notebook configs share: name -> (low, high, low_open)
+TRAINING_RANGES = {"max_len": (8, 8192, False), "batch_size": (1, None, False), "grad_accum": (1, None, False),
+                   "lr": (0, 1, True), "weight_decay": (0, None, False), "max_grad_norm": (0, None, False),
+                   "num_threads": (0, None, False)}
+
+
+def check_training_fields(config) -> None:
+    """Apply :data:`TRAINING_RANGES` to those of the fields that ``config`` has."""
+    for name, (low, high, low_open) in TRAINING_RANGES.items():
+        if hasattr(config, name):
+            check_range(name, getattr(config, name), low, high, low_open=low_open)

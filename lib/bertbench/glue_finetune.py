@@ -22,7 +22,7 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from . import metrics as M
-from .config import BaseConfig, check_choice, check_range, coerce
+from .config import BaseConfig, check_choice, check_range, check_training_fields, coerce
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
 from .encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, encode
@@ -97,19 +97,13 @@ class GlueConfig(BaseConfig):
         check_choice("mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
         check_range("max_train_examples", self.max_train_examples, 0)
         check_range("max_eval_examples", self.max_eval_examples, 0)
+        check_training_fields(self)
         check_range("val_fraction", self.val_fraction, 0, 0.5, low_open=self.selection == "holdout")
-        check_range("max_len", self.max_len, 8, 8192)
-        check_range("batch_size", self.batch_size, 1)
         check_range("eval_batch_size", self.eval_batch_size, 1)
-        check_range("grad_accum", self.grad_accum, 1)
-        check_range("lr", self.lr, 0, 1, low_open=True)
-        check_range("weight_decay", self.weight_decay, 0)
         check_range("warmup_ratio", self.warmup_ratio, 0, 1)
         check_range("epochs", self.epochs, 1)
         check_range("patience", self.patience, 0)
-        check_range("max_grad_norm", self.max_grad_norm, 0)
         check_range("dropout", self.dropout, None, 1)
-        check_range("num_threads", self.num_threads, 0)
         self.overrides_for("")  # parse errors surface now
 
     def overrides_for(self, task: str) -> dict:

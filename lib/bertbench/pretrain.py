@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .config import BaseConfig, check_choice, check_range
+from .config import BaseConfig, check_choice, check_range, check_training_fields
 from .data.corpus import open_corpus
 from .models import configure_threads, load_tokenizer
 from .paths import runs_dir
@@ -100,21 +100,16 @@ class PretrainConfig(BaseConfig):
         check_choice("arch", self.arch, ARCHS)
         check_choice("size", self.size, tuple(SIZES))
         check_choice("mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
-        check_range("max_len", self.max_len, 8, 8192)
+        check_training_fields(self)
         check_range("mask_prob", self.mask_prob, 0, 1, low_open=True)
         check_range("mask_replace", self.mask_replace, 0, 1)
         check_range("random_replace", self.random_replace, 0, 1 - self.mask_replace)
-        check_range("batch_size", self.batch_size, 1)
-        check_range("grad_accum", self.grad_accum, 1)
-        check_range("lr", self.lr, 0, 1, low_open=True)
-        check_range("weight_decay", self.weight_decay, 0)
         check_range("warmup_fraction", self.warmup_fraction, 0, 1)
-        check_range("max_grad_norm", self.max_grad_norm, 0)
         check_range("max_steps", self.max_steps, 0)
         check_range("max_minutes", self.max_minutes, 0)
         if self.max_steps == 0 and self.max_minutes == 0:
             raise ValueError("max_steps and max_minutes are both 0: set a budget in steps or minutes")
-        for name in ("max_docs", "heldout_blocks", "eval_blocks", "pppl_blocks", "checkpoint_every", "num_threads"):
+        for name in ("max_docs", "heldout_blocks", "eval_blocks", "pppl_blocks", "checkpoint_every"):
             check_range(name, getattr(self, name), 0)
         check_range("eval_points", self.eval_points, 1)
         check_range("dropout", self.dropout, 0, 1)
