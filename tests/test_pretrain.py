@@ -208,3 +208,26 @@ def test_pretrained_checkpoint_loads_in_transformers_and_fine_tunes_through_note
     runs = bb.run_glue(cfg, tmp_path / "03.csv", verbose=False)
     assert set(runs["model"]) == {f"mlm-{arch}-nano-tiny"} and set(runs["init"]) == {"pretrained"}
     assert runs[(runs["split"] == "dev") & (runs["metric"] == "score")]["value"].between(0, 1).all()
+
+
+def test_a_resumed_run_keeps_its_own_tokenizer_when_notebook_01_is_run_again(tmp_path):
+    from transformers import AutoTokenizer
+
+    from bertbench.tokenizer_train import TokenizerConfig, tokenizer_dir, train_tokenizer
+
+    results = tmp_path / "02.csv"
+
+    def crash_at_5(step):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(tiny(name="tok", checkpoint_every=3), results, on_step=crash_at_5)
+    folder = tokenizer_dir(TokenizerConfig.from_env(environ={}, preset="tiny"), "wordpiece")
+    original = AutoTokenizer.from_pretrained(folder).get_vocab()
+    other = train_tokenizer("wordpiece", iter(["quite different words entirely"] * 20), vocab_size=300,
+                            min_frequency=1, model_max_length=128)
+    other.save_pretrained(folder)  # notebook 01 again, another vocabulary in the same folder
+    resumed = pretrain(tiny(name="tok", checkpoint_every=3), results)
+    assert resumed.state.step == 8
+    assert AutoTokenizer.from_pretrained(resumed.model_dir).get_vocab() == original

@@ -337,11 +337,18 @@ def lr_at(cfg: PretrainConfig, fraction: float) -> float:
     return cfg.lr * max(0.0, 1.0 - fraction) / max(1e-9, 1.0 - cfg.warmup_fraction)
 
 
-def save_checkpoint(folder: Path, model, optimizer, state: TrainState, mask_generator: torch.Generator) -> None:
-    """Write the checkpoint to a temporary folder, then swap it in: a crash never leaves a half checkpoint."""
+def save_checkpoint(folder: Path, model, tokenizer, optimizer, state: TrainState,
+                    mask_generator: torch.Generator) -> None:
+    """Write the checkpoint to a temporary folder, then swap it in: a crash never leaves a half checkpoint.
+
+    The tokenizer is saved with it: a resumed run reads its own ids even if notebook 01 was run again meanwhile
+    (the WordPiece trainer of ``tokenizers`` numbers the alphabet in hash order, so a retrained vocabulary can hold
+    the same tokens under other ids).
+    """
     temporary, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
     shutil.rmtree(temporary, ignore_errors=True)
     model.save_pretrained(temporary, safe_serialization=True)
+    tokenizer.save_pretrained(temporary)
     torch.save({"optimizer": optimizer.state_dict(), "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "rng_mask": mask_generator.get_state()}, temporary / "trainer.pt")
@@ -352,12 +359,18 @@ def save_checkpoint(folder: Path, model, optimizer, state: TrainState, mask_gene
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_checkpoint(folder: Path, model, state_run_id: str) -> tuple[TrainState, dict]:
-    """Weights into ``model`` and the saved state; refuses a checkpoint of another configuration."""
-    state = TrainState(**json.loads((folder / "trainer_state.json").read_text()))
-    if state.run_id != state_run_id:
-        raise ValueError(f"{folder} belongs to run {state.run_id}, not {state_run_id} (the configuration changed): "
+def check_checkpoint_run(folder: Path, run_id: str) -> None:
+    """Refuse a checkpoint of another configuration (before any work is done)."""
+    saved = json.loads((folder / "trainer_state.json").read_text())["run_id"]
+    if saved != run_id:
+        raise ValueError(f"{folder} belongs to run {saved}, not {run_id} (the configuration changed): "
                          "set BB_NAME to another name, or BB_RESUME=0 to start this one afresh")
+
+
+def load_checkpoint(folder: Path, model, run_id: str) -> tuple[TrainState, dict]:
+    """Weights into ``model`` and the saved state; refuses a checkpoint of another configuration."""
+    check_checkpoint_run(folder, run_id)
+    state = TrainState(**json.loads((folder / "trainer_state.json").read_text()))
     saved = type(model).from_pretrained(folder, use_safetensors=True)
     model.load_state_dict(saved.state_dict())
     trainer = torch.load(folder / "trainer.pt", weights_only=True)
@@ -415,7 +428,10 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
         shutil.rmtree(run_dir)
     set_seed(cfg.seed)
 
-    tokenizer = resolve_tokenizer(cfg)
+    resuming = cfg.resume and (checkpoint / "trainer_state.json").is_file()
+    if resuming:
+        check_checkpoint_run(checkpoint, run_id)
+    tokenizer = load_tokenizer(str(checkpoint)) if resuming else resolve_tokenizer(cfg)
     masker = Masker.from_tokenizer(tokenizer, mask_prob=cfg.mask_prob, mask_replace=cfg.mask_replace,
                                    random_replace=cfg.random_replace)
     content_len = cfg.max_len - 2
@@ -445,7 +461,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
     device = accelerator.device
     mask_generator = torch.Generator().manual_seed(cfg.seed)
     state, trainer = TrainState(run_id), None
-    if cfg.resume and checkpoint.is_dir():
+    if resuming:
         state, trainer = load_checkpoint(checkpoint, model, run_id)
         print(f"resuming {run_id} from step {state.step} ({state.train_seconds / 60:.1f} training minutes done)")
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
@@ -492,7 +508,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
         shown = {f"{s}_{m}": v for s, _, m, v in entries if m in ("loss", "pppl", "tokens_per_s", "mfu")}
         tqdm.write(f"step {step}: " + ", ".join(f"{key} {value:.4g}" for key, value in shown.items()))
         write_results(make_rows({**common, "wall_s": round(state.wall_seconds, 2)}, state.entries), results_path)
-        save_checkpoint(checkpoint, unwrapped, optimizer, state, mask_generator)
+        save_checkpoint(checkpoint, unwrapped, tokenizer, optimizer, state, mask_generator)
 
     if state.evals_done == 0:
         state.evals_done = 1
@@ -552,7 +568,8 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
                 evaluate_and_save(segment_tokens, seconds, float(loss_sum), loss_steps)
                 segment_tokens, loss_sum, loss_steps = 0, torch.zeros((), device=device), 0
             else:
-                save_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, state, mask_generator)
+                save_checkpoint(checkpoint, accelerator.unwrap_model(model), tokenizer, optimizer, state,
+                                mask_generator)
             state.wall_seconds += time.perf_counter() - eval_start
             segment_start, cpu_start = time.perf_counter(), time.process_time()
     bar.close()

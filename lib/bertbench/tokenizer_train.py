@@ -96,7 +96,9 @@ def build_tokenizer(kind: str, lowercase: bool = True, split_digits: bool = True
         # NFKD then dropping combining marks = NFKC's compatibility folding with accents stripped; NFC recomposes
         steps = [normalizers.NFKD(), normalizers.StripAccents(), normalizers.NFC()]
         tokenizer.normalizer = normalizers.Sequence(steps + ([normalizers.Lowercase()] if lowercase else []))
-        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([*digits, pre_tokenizers.ByteLevel(add_prefix_space=True)])
+        # byte-level first (" 1,234" -> "Ġ1" "," "234"), then digits apart ("Ġ" "1" "," "2" "3" "4"), as Llama does:
+        # splitting digits first would give every digit its own invented leading space
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.ByteLevel(add_prefix_space=True), *digits])
         tokenizer.decoder = decoders.ByteLevel()
     else:
         raise ValueError(f"tokenizer kind {kind!r} is not one of {KINDS}")
