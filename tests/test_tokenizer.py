@@ -91,7 +91,6 @@ def test_fertility_and_frequency_table_match_a_direct_count():
 def test_measurements_are_not_truncated_by_the_model_max_length(bert_tokenizer):
     """The packaged MiniLM tokenizer truncates at 128 tokens; fertility must count every token of a long text."""
     long_text = " ".join(["unbelievable"] * 300)
-    assert len(bert_tokenizer.backend_tokenizer.encode(long_text).ids) <= 128  # what a naive count would see
     assert len(plain_backend(bert_tokenizer).encode(long_text, add_special_tokens=False).ids) == 300
     assert tokenizer_stats(bert_tokenizer, [long_text])["fertility"] == 1.0
 
