@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .config import BaseConfig, check_choice, check_range, check_training_fields
-from .data.corpus import open_corpus
+from .data.corpus import batched, open_corpus
 from .models import configure_threads, load_tokenizer
 from .paths import runs_dir
 from .results import check_writable, make_rows, write_results
@@ -178,9 +178,7 @@ def train_flops_per_token(model, seq_len: int, mask_prob: float) -> float:
     """Training FLOPs per token: 6 x encoder weights + attention (PaLM's 12 L H T), plus the head on masked tokens."""
     config = model.config
     encoder = sum(p.numel() for p in model.base_model.encoder.parameters())
-    head = sum(p.numel() for p in mlm_head(model).parameters() if p.ndim == 2)
-    if not any(p is model.get_output_embeddings().weight for p in mlm_head(model).parameters()):
-        head += model.get_output_embeddings().weight.numel()
+    head = sum(p.numel() for p in mlm_head(model).parameters() if p.ndim == 2)  # transform + vocabulary projection
     attention = 12 * config.num_hidden_layers * config.hidden_size * seq_len
     return 6.0 * encoder + attention + 6.0 * mask_prob * head
 
@@ -194,7 +192,7 @@ def token_stream(corpus, tokenizer, cache_dir: Path, desc: str = "tokenise") -> 
     Written once to ``cache_dir`` (keyed by corpus and tokenizer) and memory-mapped afterwards, so a corpus larger
     than memory works and later runs skip tokenisation.
     """
-    from .tokenizer_train import _batches, plain_backend
+    from .tokenizer_train import plain_backend
 
     backend = plain_backend(tokenizer)
     key = hashlib.sha1((backend.to_str() + f"|{corpus.name}|{corpus.max_docs}").encode()).hexdigest()[:16]
@@ -205,7 +203,7 @@ def token_stream(corpus, tokenizer, cache_dir: Path, desc: str = "tokenise") -> 
         temporary = path.with_suffix(".tmp")
         sep = tokenizer.sep_token_id
         with open(temporary, "wb") as handle:
-            for batch in tqdm(_batches(corpus, 256), desc=desc, unit=" x256 docs", mininterval=2.0, leave=False):
+            for batch in tqdm(batched(corpus, 256), desc=desc, unit=" x256 docs", mininterval=2.0, leave=False):
                 for encoding in backend.encode_batch(batch, add_special_tokens=False):
                     np.asarray(encoding.ids + [sep], dtype=dtype).tofile(handle)
         temporary.replace(path)  # atomic: an interrupted run never leaves a half cache

@@ -17,15 +17,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterable, Iterator
-from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from .config import BaseConfig, check_choice, check_range
-from .data.corpus import Corpus, open_corpus
+from .data.corpus import Corpus, batched, open_corpus
 from .paths import runs_dir
 
 NOTEBOOK = "01_train_tokenizer"
@@ -157,12 +157,6 @@ def plain_backend(tokenizer):
     return backend
 
 
-def _batches(documents: Iterable[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(documents)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def token_frequencies(tokenizer, documents: Iterable[str], desc: str = "count tokens") -> pd.DataFrame:
     """How often each vocabulary entry occurs in ``documents`` (no special tokens added).
 
@@ -171,7 +165,7 @@ def token_frequencies(tokenizer, documents: Iterable[str], desc: str = "count to
     """
     backend = plain_backend(tokenizer)
     counts = np.zeros(len(tokenizer), dtype=np.int64)
-    for batch in tqdm(_batches(documents, 512), desc=desc, unit=" batches", mininterval=2.0, leave=False):
+    for batch in tqdm(batched(documents, 512), desc=desc, unit=" batches", mininterval=2.0, leave=False):
         for encoding in backend.encode_batch(batch, add_special_tokens=False):
             counts += np.bincount(np.asarray(encoding.ids, dtype=np.int64), minlength=len(counts))[:len(counts)]
     total = max(1, int(counts.sum()))
@@ -184,7 +178,7 @@ def tokenizer_stats(tokenizer, documents: Iterable[str]) -> dict[str, float]:
     backend = plain_backend(tokenizer)
     unk_id = tokenizer.unk_token_id
     words = tokens = unknown = chars = 0
-    for batch in _batches(documents, 256):
+    for batch in batched(documents, 256):
         words += sum(len(doc.split()) for doc in batch)
         chars += sum(len(doc) for doc in batch)
         for encoding in backend.encode_batch(batch, add_special_tokens=False):
@@ -261,7 +255,7 @@ def run_tokenizers(cfg: TokenizerConfig, results_path: str | Path) -> pd.DataFra
     check_writable(results_path)
     corpus = open_corpus(cfg.corpus, cfg.max_docs)
     evaluation = open_corpus(cfg.eval_corpus, cfg.eval_max_docs)
-    device = device_description(__import__("torch").device("cpu"))
+    device = device_description(torch.device("cpu"))
     summary, rows = [], []
     candidates = [(kind, None) for kind in cfg.kinds] + ([(cfg.compare_with, "compare")] if cfg.compare_with else [])
     for name, role in candidates:

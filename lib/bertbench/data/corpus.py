@@ -115,6 +115,13 @@ class Corpus:
         return islice(documents, self.max_docs) if self.max_docs else documents
 
 
+def batched(documents: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Lists of up to ``size`` documents (for the tokenizers' batch encoders), still streaming."""
+    iterator = iter(documents)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
 def _files_under(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
