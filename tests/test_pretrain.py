@@ -203,8 +203,9 @@ def test_pretrained_checkpoint_loads_in_transformers_and_fine_tunes_through_note
         assert torch.equal(classifier.state_dict()[key], value), key
     assert tokenizer("a", "b")["token_type_ids"][-1] == 1
 
-    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny"}, model=str(result.model_dir), tasks=("rte",),
-                                 seeds=(0,), tokenizer="")
+    # as a user types it: the tiny preset with BB_MODEL set reads the checkpoint's own tokenizer
+    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_MODEL": str(result.model_dir)}, tasks=("rte",),
+                                 seeds=(0,))
     runs = bb.run_glue(cfg, tmp_path / "03.csv", verbose=False)
     assert set(runs["model"]) == {f"mlm-{arch}-nano-tiny"} and set(runs["init"]) == {"pretrained"}
     assert runs[(runs["split"] == "dev") & (runs["metric"] == "score")]["value"].between(0, 1).all()

@@ -75,7 +75,7 @@ class GlueConfig(BaseConfig):
     trust_remote_code: bool = False
 
     PRESETS = {
-        "tiny": dict(model="random-bert-2x64", tokenizer="minilm", seeds=(0, 1), task_overrides="",
+        "tiny": dict(model="random-bert-2x64", seeds=(0, 1), task_overrides="",
                      max_train_examples=64, max_eval_examples=32, max_len=64, batch_size=16, eval_batch_size=32,
                      lr=1e-3, epochs=2, keep_checkpoints=False),
         "cpu": {},
