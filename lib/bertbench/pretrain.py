@@ -365,9 +365,8 @@ def check_checkpoint_run(folder: Path, run_id: str) -> None:
                          "set BB_NAME to another name, or BB_RESUME=0 to start this one afresh")
 
 
-def load_checkpoint(folder: Path, model, run_id: str) -> tuple[TrainState, dict]:
-    """Weights into ``model`` and the saved state; refuses a checkpoint of another configuration."""
-    check_checkpoint_run(folder, run_id)
+def load_checkpoint(folder: Path, model) -> tuple[TrainState, dict]:
+    """Weights into ``model`` and the saved state (the caller has checked the run with check_checkpoint_run)."""
     state = TrainState(**json.loads((folder / "trainer_state.json").read_text()))
     saved = type(model).from_pretrained(folder, use_safetensors=True)
     model.load_state_dict(saved.state_dict())
@@ -460,7 +459,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
     mask_generator = torch.Generator().manual_seed(cfg.seed)
     state, trainer = TrainState(run_id), None
     if resuming:
-        state, trainer = load_checkpoint(checkpoint, model, run_id)
+        state, trainer = load_checkpoint(checkpoint, model)
         print(f"resuming {run_id} from step {state.step} ({state.train_seconds / 60:.1f} training minutes done)")
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
