@@ -62,9 +62,9 @@ def test_task_overrides_apply_to_their_task_only():
     assert cfg.for_task("sst2").seeds == (0,) and cfg.for_task("sst2").max_train_examples == 100
     assert cfg.for_task("rte").lr == pytest.approx(2e-5) and cfg.for_task("rte").seeds == (0, 1, 2)
     assert cfg.for_task("cola").seeds == (0, 1, 2)
-    with pytest.raises(ValueError, match="task.field=value"):
+    with pytest.raises(ValueError, match="name.field=value"):
         bb.GlueConfig.from_env(environ={"BB_TASK_OVERRIDES": "sst2seeds0"})
-    with pytest.raises(ValueError, match="cannot be set per task"):
+    with pytest.raises(ValueError, match="cannot be set per name"):
         bb.GlueConfig.from_env(environ={"BB_TASK_OVERRIDES": "sst2.nonsense=1"})
 
 

@@ -167,3 +167,28 @@ def check_training_fields(config) -> None:
     for name, (low, high, low_open) in TRAINING_RANGES.items():
         if hasattr(config, name):
             check_range(name, getattr(config, name), low, high, low_open=low_open)
+
+
+def parse_overrides(text: str, field_types: Mapping[str, Any], normalise: typing.Callable[[str], str],
+                    fixed: typing.Iterable[str], field: str) -> dict[str, dict[str, Any]]:
+    """Parse ``"name.field=value;..."`` per-task (or per-dataset) changes into ``{name: {field: value}}``.
+
+    Args:
+        normalise: maps a name as typed to its canonical form; raises ValueError for an unknown name.
+        fixed: fields that cannot be changed per name.
+        field: the config field being parsed, for messages.
+    """
+    changes: dict[str, dict[str, Any]] = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        key, sep, value = item.partition("=")
+        name, dot, name_field = key.strip().rpartition(".")
+        if not sep or not dot:
+            raise ValueError(f"{field}: {item!r} is not 'name.field=value'")
+        try:
+            canonical = normalise(name)
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"{field}: unknown name {name!r} ({err})") from None
+        if name_field not in field_types or name_field in fixed:
+            raise ValueError(f"{field}: {name_field!r} cannot be set per name")
+        changes.setdefault(canonical, {})[name_field] = coerce(value.strip(), field_types[name_field], name_field)
+    return changes

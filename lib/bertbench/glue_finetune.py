@@ -22,7 +22,7 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from . import metrics as M
-from .config import BaseConfig, check_choice, check_range, check_training_fields, coerce
+from .config import BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
 from .encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, encode
@@ -108,20 +108,15 @@ class GlueConfig(BaseConfig):
 
     def overrides_for(self, task: str) -> dict:
         """Parse ``task_overrides`` ("sst2.seeds=0;rte.epochs=5") and return the changes for ``task``."""
-        types = self.field_types()
-        changes: dict = {}
-        for item in filter(None, (part.strip() for part in self.task_overrides.split(";"))):
-            key, sep, value = item.partition("=")
-            name, dot, field = key.strip().partition(".")
-            if not sep or not dot:
-                raise ValueError(f"task_overrides: {item!r} is not 'task.field=value'")
-            if get_task(name).name not in TASKS:
-                raise ValueError(f"task_overrides: unknown task {name!r}")
-            if field not in types or field in ("tasks", "task_overrides", "preset"):
-                raise ValueError(f"task_overrides: {field!r} cannot be set per task")
-            if get_task(name).name == task:
-                changes[field] = coerce(value.strip(), types[field], field)
-        return changes
+
+        def normalise(name: str) -> str:
+            canonical = get_task(name).name
+            if canonical not in TASKS:
+                raise ValueError("not a GLUE task")
+            return canonical
+
+        return parse_overrides(self.task_overrides, self.field_types(), normalise,
+                               ("tasks", "task_overrides", "preset"), "task_overrides").get(task, {})
 
     def for_task(self, task: str) -> GlueConfig:
         """This config with ``task``'s overrides applied and ``tasks`` narrowed to it."""

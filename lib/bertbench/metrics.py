@@ -77,3 +77,66 @@ def glue_means(scores: Mapping[str, float], expected: Sequence[str] = ()) -> dic
     hmean = statistics.harmonic_mean(values) if values and min(values) > 0 else math.nan
     return {"amean": amean, "hmean": hmean, "n_tasks": len(values),
             "missing": [task for task in expected if task not in scores]}
+
+
+def _f1_per_class(pred_hot: np.ndarray, true_hot: np.ndarray) -> np.ndarray:
+    """F1 of each column of (N, K) 0/1 arrays; 0 where a class is neither predicted nor present."""
+    tp = (pred_hot & true_hot).sum(axis=0)
+    denominator = pred_hot.sum(axis=0) + true_hot.sum(axis=0)
+    return np.divide(2 * tp, denominator, out=np.zeros(tp.shape, dtype=float), where=denominator > 0)
+
+
+def document_metrics(probs: np.ndarray, labels: np.ndarray, problem: str) -> dict[str, float]:
+    """Accuracy and F1 of document probabilities (N, K).
+
+    binary: F1 of class 1 (the positive class). multiclass: macro F1. multilabel: threshold 0.5, ``accuracy`` is the
+    exact-match (subset) accuracy, ``f1`` micro-averaged, ``f1_macro`` macro-averaged.
+    """
+    probs = np.asarray(probs)
+    labels = np.asarray(labels)
+    if problem == "multilabel":
+        pred = probs >= 0.5
+        true = labels.astype(bool)
+        tp, fp, fn = (pred & true).sum(), (pred & ~true).sum(), (~pred & true).sum()
+        micro = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0
+        return {"accuracy": float((pred == true).all(axis=1).mean()), "f1": float(micro),
+                "f1_macro": float(_f1_per_class(pred, true).mean())}
+    pred = probs.argmax(axis=1)
+    k = probs.shape[1]
+    classes = np.arange(k)
+    f1 = _f1_per_class(pred[:, None] == classes, labels[:, None] == classes)
+    return {"accuracy": float((pred == labels).mean()), "f1": float(f1[1] if problem == "binary" else f1.mean())}
+
+
+def bootstrap_intervals(probs: np.ndarray, labels: np.ndarray, problem: str, samples: int = 1000, seed: int = 0,
+                        level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap confidence intervals of :func:`document_metrics` (documents resampled with
+    replacement ``samples`` times, fixed ``seed``)."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(samples):
+        pick = rng.integers(0, len(labels), len(labels))
+        for name, value in document_metrics(probs[pick], labels[pick], problem).items():
+            draws.setdefault(name, []).append(value)
+    tail = (1 - level) / 2 * 100
+    return {name: (float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
+            for name, values in draws.items()}
+
+
+def paired_bootstrap_difference(probs_a: np.ndarray, probs_b: np.ndarray, labels: np.ndarray, problem: str,
+                                metric: str = "f1", samples: int = 1000, seed: int = 0,
+                                level: float = 0.95) -> tuple[float, float, float]:
+    """``metric(a) - metric(b)`` on the same documents, with a percentile CI from resampling documents jointly
+    (the paired comparison: both systems see the same resample). Returns (difference, low, high)."""
+    probs_a, probs_b, labels = np.asarray(probs_a), np.asarray(probs_b), np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(samples):
+        pick = rng.integers(0, len(labels), len(labels))
+        diffs.append(document_metrics(probs_a[pick], labels[pick], problem)[metric]
+                     - document_metrics(probs_b[pick], labels[pick], problem)[metric])
+    tail = (1 - level) / 2 * 100
+    observed = (document_metrics(probs_a, labels, problem)[metric]
+                - document_metrics(probs_b, labels, problem)[metric])
+    return float(observed), float(np.percentile(diffs, tail)), float(np.percentile(diffs, 100 - tail))

@@ -103,7 +103,8 @@ def _final_linear(model, out_features: int) -> torch.nn.Linear:
 
 
 def build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regression: bool = False,
-                     max_len: int = 512, trust_remote_code: bool = False, dropout: float | None = None):
+                     max_len: int = 512, trust_remote_code: bool = False, dropout: float | None = None,
+                     attention_dropout: float | None = None):
     """An encoder with a fresh or reused sequence-classification head.
 
     Args:
@@ -111,6 +112,10 @@ def build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regress
         tokenizer: the tokenizer the model will read (random models take their vocabulary from it).
         label_names: the task's labels in order (empty for regression).
         regression: one output and MSE loss (STS-B) instead of softmax over classes.
+        dropout / attention_dropout: hidden / attention-probability dropout (None keeps the model's own). With
+            attention dropout > 0, PyTorch's SDPA attention on CPU takes its math path and materialises a dropout
+            mask of (windows x heads x T x T): MiniLM on 8 x 512 tokens trained 2.5x slower with twice the memory
+            (bench note in the long-document issue).
 
     Returns:
         (model, head_init): head_init is ``"new"``, ``"reused"``, ``"reused_permuted"`` or ``"reinit"``.
@@ -124,11 +129,15 @@ def build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regress
             setattr(config, key, value)
         if dropout is not None:
             config.hidden_dropout_prob = dropout
+        if attention_dropout is not None:
+            config.attention_probs_dropout_prob = attention_dropout
         return BertForSequenceClassification(config), "new"
 
     path = resolve_model(name)
     extra = {"hidden_dropout_prob": dropout} if dropout is not None else {}
-    common = {"trust_remote_code": trust_remote_code, "use_safetensors": True, **extra}
+    if attention_dropout is not None:
+        extra["attention_probs_dropout_prob"] = attention_dropout
+    common = {"trust_remote_code": trust_remote_code, "use_safetensors": True}
     old = _checkpoint_labels(path) if Path(path).is_dir() else None
     wanted = tuple(label.lower() for label in label_names)
     base_config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -136,7 +145,7 @@ def build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regress
 
     if has_head and old is not None and not regression and sorted(old) == sorted(wanted):
         # Same label set: keep the trained head, in the task's order.
-        model = AutoModelForSequenceClassification.from_pretrained(path, **common)
+        model = AutoModelForSequenceClassification.from_pretrained(path, **common, **extra)
         if old != wanted:
             layer = _final_linear(model, len(wanted))
             permutation = torch.tensor([old.index(label) for label in wanted])
@@ -148,7 +157,7 @@ def build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regress
         return model, ("reused" if old == wanted else "reused_permuted")
 
     if has_head and regression and getattr(base_config, "problem_type", None) == "regression":
-        return AutoModelForSequenceClassification.from_pretrained(path, **common), "reused"
+        return AutoModelForSequenceClassification.from_pretrained(path, **common, **extra), "reused"
 
     # Different labels (or a plain encoder): encoder weights from the checkpoint, a freshly initialised head.
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **labels, **extra)

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns added after version 1, with the value that rows of older files get when they are read.
+ADDED_COLUMNS = {"variant": ""}
 
 # column -> dtype kind ("str", "int", "float"); order is the file's column order
 COLUMNS: dict[str, str] = {
@@ -27,6 +29,7 @@ COLUMNS: dict[str, str] = {
     "preset": "str",
     "model": "str",
     "task": "str",
+    "variant": "str",  # what differs between runs of one model and task (notebook 04: strategy+aggregation)
     "seed": "int",
     "split": "str",
     "step": "int",
@@ -52,13 +55,18 @@ class ResultsError(ValueError):
 def make_rows(common: Mapping[str, object], entries: Iterable[tuple[str, int, str, float]]) -> list[dict]:
     """Rows for one run: ``common`` columns (run_id, task, ...) plus each (split, step, metric, value) entry."""
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    base = {"schema_version": SCHEMA_VERSION, "created_at": now, **common}
+    base = {"schema_version": SCHEMA_VERSION, "created_at": now, **ADDED_COLUMNS, **common}
     return [{**base, "split": split, "step": step, "metric": metric, "value": float(value)}
             for split, step, metric, value in entries]
 
 
 def validate(frame: pd.DataFrame, source: str = "rows") -> pd.DataFrame:
     """Check columns, types and required values; return the frame with the schema's column order and dtypes."""
+    if len(frame) and "schema_version" in frame.columns:
+        frame = frame.copy()
+        for column, default in ADDED_COLUMNS.items():  # files written before the column existed
+            if column not in frame.columns and pd.to_numeric(frame["schema_version"], errors="coerce").max() < 2:
+                frame.insert(list(COLUMNS).index(column), column, default)
     missing = [column for column in COLUMNS if column not in frame.columns]
     if missing:
         raise ResultsError(f"{source}: missing column(s) {missing}")
@@ -87,6 +95,8 @@ def validate(frame: pd.DataFrame, source: str = "rows") -> pd.DataFrame:
             json.loads(row["config"])
         except (TypeError, json.JSONDecodeError):
             raise ResultsError(f"{source}:{line}: column 'config' is not valid JSON") from None
+    for column, default in ADDED_COLUMNS.items():
+        frame[column] = frame[column].fillna(default)
     for column, kind in COLUMNS.items():
         frame[column] = frame[column].astype({"int": "int64", "float": "float64", "str": "string"}[kind])
     return frame

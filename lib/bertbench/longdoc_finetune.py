@@ -1,0 +1,502 @@
+"""Long-document classification (notebook 04): every truncation and window strategy through one training loop.
+
+A *run* is one (dataset, variant, seed[, fold]); the variant is a strategy (``head``, ``tail``, ``head_tail``,
+``rs``, ``rso``, ``rsd``) or ``windows+<rule>`` with an aggregation rule of :mod:`bertbench.aggregate`. Every run:
+
+1. tokenises each document once (no special tokens), then builds its windows (:mod:`bertbench.windows`) wrapped with
+   the tokenizer's own special tokens; the self-check runs on a real batch before training;
+2. trains with :func:`bertbench.train.fit` on batches of ``batch_size`` documents, whose windows are encoded at most
+   ``max_windows_per_pass`` at a time. When a batch holds more windows, each pass is activation-checkpointed
+   (recomputed in the backward pass, dropout masks included), so memory is bounded by one pass whatever the
+   document's length, and the gradient is exactly that of the whole batch;
+3. early-stops on the validation split, reloads the best epoch, and reports test accuracy and F1 with percentile
+   bootstrap confidence intervals, plus the cost: encoder tokens per document (training, per epoch; inference),
+   training and prediction time, peak memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.checkpoint import checkpoint
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from . import aggregate as A
+from . import metrics as M
+from .config import BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
+from .data.documents import Documents, fixed_split, kfold_splits, load_documents, subsample_stratified
+from .glue_finetune import model_label
+from .memory import PeakMemory
+from .models import build_classifier, configure_threads, is_random, load_tokenizer, self_check
+from .paths import runs_dir
+from .results import check_writable, make_rows, write_results
+from .train import TrainSettings, device_description, fit, make_accelerator
+from .windows import STRATEGIES, DocumentBatchSampler, DocumentWindows, SpecialTokens, WindowCollator, WindowSpec
+
+NOTEBOOK = "04_long_documents"
+ALL_RUNS = ("head", "tail", "head_tail", "rs", "rso", "rsd") + tuple(f"windows+{rule}" for rule in A.RULES)
+ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def parse_run(name: str) -> tuple[str, str]:
+    """``"head"`` -> ("head", "mean_logits"); ``"windows+max_prob"`` -> ("windows", "max_prob")."""
+    strategy, _, rule = name.partition("+")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"runs: {name!r}: strategy {strategy!r} is not one of {STRATEGIES}")
+    if strategy != "windows":
+        if rule:
+            raise ValueError(f"runs: {name!r}: only 'windows' takes an aggregation rule (one input per document)")
+        return strategy, "mean_logits"
+    if rule not in A.RULES:
+        raise ValueError(f"runs: {name!r}: write windows+<rule> with a rule from {A.RULES}")
+    return strategy, rule
+
+
+@dataclasses.dataclass(frozen=True)
+class LongDocConfig(BaseConfig):
+    """Notebook 04: long-document classification. Every field is ``BB_<FIELD>``."""
+
+    preset: str = "cpu"
+    datasets: tuple[str, ...] = ("hyperpartisan", "bbc")  # names, CSV/JSONL paths, or hf:<dataset>[:<cfg>]:<split>
+    dataset_overrides: str = "bbc.max_train_docs=600;bbc.runs=head,windows+mean_prob"
+    text_column: str = "text"  # for CSV / JSONL / hub datasets
+    label_column: str = "label"
+    label_sep: str = ""  # e.g. "|": a label field holds several labels (multi-label)
+    id_column: str = ""
+    model: str = "minilm"
+    tokenizer: str = ""
+    trust_remote_code: bool = False
+    runs: tuple[str, ...] = ("head", "windows+mean_prob", "windows+mean_logits", "head_tail", "rs")
+    seeds: tuple[int, ...] = (0,)
+    cv_folds: int = 0  # 0: the saved 80/10/10 split; k >= 3: stratified k-fold cross-validation (k runs each)
+    max_train_docs: int = 0  # stratified subsample of the training split; 0 = all
+    max_eval_docs: int = 0  # cap on validation and test documents (tests only); 0 = all
+    max_len: int = 512  # model input length, special tokens included
+    head_tokens: int = 128  # head_tail: tokens from the start (the rest of max_len from the end)
+    span_len: int = 64  # rs / rso / rsd
+    chunk_size: int = 510  # windows: content tokens per window (<= max_len minus the special tokens)
+    stride: int = 384
+    minimal_chunk_length: int = 32
+    maximal_text_length: int = 2048  # 0 = whole documents
+    max_num_segments: int = 0  # 0 = no cap
+    custom_agg_c: float = 2.0
+    attention_dropout: float = 0.0  # < 0 keeps the model's own; > 0 is much slower on CPU (see build_classifier)
+    batch_size: int = 8  # documents per batch
+    max_windows_per_pass: int = 16  # windows per encoder pass (bounds memory); more are checkpointed passes
+    eval_batch_size: int = 16  # documents
+    grad_accum: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    epochs: int = 2
+    patience: int = 2
+    max_grad_norm: float = 1.0
+    select_metric: str = "f1"  # on the validation split
+    bootstrap_samples: int = 1000
+    mixed_precision: str = "auto"
+    keep_checkpoints: bool = False  # keep runs/longdoc/<run_id>/best after the test predictions
+    num_threads: int = 0
+
+    PRESETS = {
+        "tiny": dict(datasets=("hyperpartisan", "bbc"), model="random-bert-2x64", runs=ALL_RUNS,
+                     dataset_overrides="bbc.runs=head,windows+mean_prob;bbc.seeds=0", seeds=(0,),
+                     max_train_docs=24, max_eval_docs=12, max_len=64, head_tokens=16, span_len=8, chunk_size=62,
+                     stride=48, minimal_chunk_length=8, maximal_text_length=256, batch_size=4,
+                     max_windows_per_pass=8, eval_batch_size=8, lr=1e-3, epochs=2, patience=0,
+                     bootstrap_samples=200),
+        "cpu": {},
+        "full": dict(runs=ALL_RUNS, seeds=(0, 1, 2), dataset_overrides="", maximal_text_length=4096, epochs=5,
+                     max_windows_per_pass=64, batch_size=16, lr=5e-5),
+    }
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.datasets or not self.runs or not self.seeds:
+            raise ValueError("datasets, runs and seeds: at least one each")
+        for name in self.runs:
+            parse_run(name)
+        check_training_fields(self)
+        check_choice("select_metric", self.select_metric, ("f1", "accuracy"))
+        check_choice("mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
+        if self.cv_folds and self.cv_folds < 3:
+            raise ValueError(f"cv_folds: {self.cv_folds} must be 0 (fixed split) or >= 3")
+        for name in ("max_train_docs", "max_eval_docs", "head_tokens", "minimal_chunk_length",
+                     "maximal_text_length", "max_num_segments", "patience", "bootstrap_samples"):
+            check_range(name, getattr(self, name), 0)
+        for name in ("span_len", "chunk_size", "stride", "max_windows_per_pass", "eval_batch_size", "epochs"):
+            check_range(name, getattr(self, name), 1)
+        check_range("custom_agg_c", self.custom_agg_c, 0, low_open=True)
+        check_range("attention_dropout", self.attention_dropout, None, 1)
+        check_range("warmup_ratio", self.warmup_ratio, 0, 1)
+        if self.stride > self.chunk_size:
+            raise ValueError(f"stride: {self.stride} > chunk_size {self.chunk_size} would skip text between windows")
+        if self.chunk_size > self.max_len - 2 or self.head_tokens > self.max_len - 2:
+            raise ValueError(f"chunk_size ({self.chunk_size}) and head_tokens ({self.head_tokens}) must leave room "
+                             f"for the special tokens in max_len ({self.max_len})")
+        self.overrides_for("")
+
+    def overrides_for(self, dataset: str) -> dict:
+        # names are not checked against `datasets`: narrowing BB_DATASETS keeps the other overrides harmless
+        return parse_overrides(self.dataset_overrides, self.field_types(), str.strip,
+                               ("datasets", "dataset_overrides", "preset"), "dataset_overrides").get(dataset, {})
+
+    def for_dataset(self, dataset: str) -> LongDocConfig:
+        return self.replace(datasets=(dataset,), dataset_overrides="", **self.overrides_for(dataset))
+
+    def spec(self, strategy: str, n_special: int) -> WindowSpec:
+        budget = self.max_len - n_special
+        if self.chunk_size > budget:
+            raise ValueError(f"chunk_size: {self.chunk_size} + {n_special} special tokens exceeds max_len "
+                             f"{self.max_len}")
+        return WindowSpec(strategy=strategy, budget=budget, head_tokens=min(self.head_tokens, budget),
+                          span_len=self.span_len, chunk_size=self.chunk_size, stride=self.stride,
+                          minimal_chunk_length=self.minimal_chunk_length,
+                          maximal_text_length=self.maximal_text_length, max_num_segments=self.max_num_segments)
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
+                             warmup_ratio=self.warmup_ratio, max_grad_norm=self.max_grad_norm,
+                             grad_accum=self.grad_accum, patience=self.patience, select="best",
+                             mixed_precision=self.mixed_precision, log_every=5)
+
+
+def run_id_for(cfg: LongDocConfig, dataset: str, run: str, seed: int, fold: int | None) -> str:
+    effective = cfg.for_dataset(dataset).replace(runs=(run,), seeds=(seed,))
+    blob = json.dumps({"config": {k: v for k, v in effective.to_dict().items() if k != "num_threads"},
+                       "fold": fold}, sort_keys=True)
+    slug = run.replace("+", "-")
+    return f"{Path(dataset).stem}-{slug}-s{seed}{'' if fold is None else f'-f{fold}'}-" \
+           f"{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+
+def encode_windows(model, batch: dict[str, torch.Tensor], max_windows: int) -> torch.Tensor:
+    """Logits (W, K) for every window of ``batch``, at most ``max_windows`` per encoder pass.
+
+    With gradients on and more windows than one pass takes, each pass is checkpointed: its activations are freed
+    after the forward and recomputed in the backward (with the same dropout masks), so peak memory is one pass.
+    """
+    inputs = {key: batch[key] for key in ENCODER_INPUTS if key in batch}
+    n = inputs["input_ids"].shape[0]
+    if n <= max_windows:
+        return model(**inputs).logits
+    checkpointed = torch.is_grad_enabled() and model.training
+
+    def forward(*tensors):
+        return model(**dict(zip(inputs, tensors, strict=True))).logits
+
+    outputs = []
+    for start in range(0, n, max_windows):
+        part = [value[start:start + max_windows] for value in inputs.values()]
+        width = int(part[1].sum(dim=1).max())  # windows are right-padded: drop columns that are padding in all
+        part = [value[:, :width] for value in part]
+        outputs.append(checkpoint(forward, *part, use_reentrant=False) if checkpointed else forward(*part))
+    return torch.cat(outputs)
+
+
+@torch.no_grad()
+def predict_documents(model, dataset: DocumentWindows, collate: WindowCollator, cfg: LongDocConfig, rule: str,
+                      multilabel: bool, device, desc: str = "predict") -> np.ndarray:
+    """Document probabilities (N, K) in the dataset's order; batches of documents sorted by length."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(dataset)), key=dataset.lengths.__getitem__)
+    out = np.zeros((len(dataset), model.config.num_labels), dtype=np.float32)
+    for start in tqdm(range(0, len(order), cfg.eval_batch_size), desc=desc, leave=False, mininterval=2.0):
+        indices = order[start:start + cfg.eval_batch_size]
+        batch = collate([dataset[i] for i in indices])
+        batch = {key: value.to(device) for key, value in batch.items() if key != "labels"}
+        logits = encode_windows(model, batch, cfg.max_windows_per_pass * 4)
+        probs = A.doc_probabilities(logits, batch["doc_index"], len(indices), rule, multilabel, cfg.custom_agg_c)
+        out[indices] = probs.cpu().numpy()
+    if was_training:
+        model.train()
+    return out
+
+
+@dataclasses.dataclass
+class PreparedDataset:
+    """One dataset read, tokenised (once, for every run) and split."""
+
+    cfg: LongDocConfig
+    docs: Documents
+    tokenizer: object
+    special: SpecialTokens
+    tokens: list[list[int]]
+    splits: list[dict[str, list[int]]]  # one (fixed split) or k (folds)
+    split_file: str
+
+    def part(self, fold: int, name: str) -> tuple[list[list[int]], list]:
+        indices = self.splits[fold][name]
+        return [self.tokens[i] for i in indices], [self.docs.examples.labels[i] for i in indices]
+
+
+def prepare_dataset(cfg: LongDocConfig, dataset: str) -> PreparedDataset:
+    docs = load_documents(dataset, text=cfg.text_column, label=cfg.label_column, label_sep=cfg.label_sep,
+                          id_column=cfg.id_column or None)
+    tokenizer = load_tokenizer(cfg.tokenizer or ("minilm" if is_random(cfg.model) else cfg.model),
+                               trust_remote_code=cfg.trust_remote_code)
+    special = SpecialTokens.from_tokenizer(tokenizer)
+    texts = docs.examples.text_a
+    tokens: list[list[int]] = []
+    for start in tqdm(range(0, len(texts), 256), desc=f"tokenise {docs.name}", leave=False, mininterval=2.0):
+        tokens.extend(tokenizer(texts[start:start + 256], add_special_tokens=False, truncation=False,
+                                verbose=False)["input_ids"])
+    if cfg.cv_folds:
+        splits, split_file = kfold_splits(docs, cfg.cv_folds), f"stratified {cfg.cv_folds}-fold, seed 0"
+    else:
+        indices, path = fixed_split(docs)
+        splits, split_file = [indices], str(path)
+    capped = []
+    for split in splits:
+        split = dict(split)
+        split["train"] = subsample_stratified(split["train"], docs, cfg.max_train_docs)
+        for name in ("val", "test"):
+            split[name] = subsample_stratified(split[name], docs, cfg.max_eval_docs)
+        capped.append(split)
+    return PreparedDataset(cfg, docs, tokenizer, special, tokens, capped, split_file)
+
+
+def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, fold: int, results_path: Path,
+            verbose: bool = True) -> pd.DataFrame:
+    """Train and test one variant; write its rows; return them."""
+    from transformers import set_seed
+
+    strategy, rule = parse_run(run)
+    docs, special, tokenizer = prepared.docs, prepared.special, prepared.tokenizer
+    fold_arg = fold if cfg.cv_folds else None
+    run_id = run_id_for(cfg, prepared.cfg.datasets[0], run, seed, fold_arg)
+    run_dir = runs_dir() / "longdoc" / run_id
+    started = time.perf_counter()
+    configure_threads(cfg.num_threads)
+    set_seed(seed)
+    spec = cfg.spec(strategy, special.count)
+    multilabel = docs.multilabel
+    train_tokens, train_labels = prepared.part(fold, "train")
+    datasets = {name: DocumentWindows(*prepared.part(fold, name), spec, special, seed=0) for name in ("val", "test")}
+    train_set = DocumentWindows(train_tokens, train_labels, spec, special, seed=seed)
+    collate = WindowCollator(tokenizer.pad_token_id, multilabel=multilabel)
+    model, head_init = build_classifier(
+        cfg.model, tokenizer, docs.label_names, max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
+        attention_dropout=cfg.attention_dropout if cfg.attention_dropout >= 0 else None)
+    if model.config.num_labels < 2 and not multilabel:
+        raise ValueError(f"{docs.name}: {model.config.num_labels} label(s); a classifier needs at least 2")
+    decoded = self_check(tokenizer, collate([{"windows": train_set.windows(i)} for i in range(min(4, len(train_set)))]),
+                         text_pair=False, vocab_size=model.get_input_embeddings().num_embeddings)
+    loader = DataLoader(train_set, batch_sampler=DocumentBatchSampler(train_set, cfg.batch_size, seed=seed),
+                        collate_fn=collate)
+    accelerator = make_accelerator(cfg.train_settings())
+    label = f"{docs.name} {run} s{seed}" + (f" fold {fold + 1}/{cfg.cv_folds}" if cfg.cv_folds else "")
+    if verbose:
+        print(f"[{label}] {len(train_set)} train / {len(datasets['val'])} val / {len(datasets['test'])} test "
+              f"documents; first window: {decoded[:160]}")
+
+    def loss_fn(current, batch):
+        logits = encode_windows(current, batch, cfg.max_windows_per_pass)
+        return A.doc_loss(logits, batch["doc_index"], batch["labels"], rule, multilabel, cfg.custom_agg_c)
+
+    val_labels = np.asarray(prepared.part(fold, "val")[1])
+
+    def evaluate(current) -> dict[str, float]:
+        probs = predict_documents(current, datasets["val"], collate, cfg, rule, multilabel, accelerator.device,
+                                  desc="val")
+        values = M.document_metrics(probs, val_labels, docs.problem)
+        values["score"] = values[cfg.select_metric]
+        return values
+
+    with PeakMemory(accelerator.device) as peak:
+        model, result = fit(model, loader, evaluate, "score", cfg.train_settings(), run_dir / "best", accelerator,
+                            loss_fn=loss_fn, save_extra=tokenizer.save_pretrained, desc=label)
+        served_before = datasets["test"].tokens_served
+        predict_started = time.perf_counter()
+        test_probs = predict_documents(model, datasets["test"], collate, cfg, rule, multilabel, accelerator.device,
+                                       desc="test")
+        predict_s = time.perf_counter() - predict_started
+    test_tokens = (datasets["test"].tokens_served - served_before) / len(datasets["test"])
+    epochs_run = len(result.history)
+    test_labels = np.asarray(prepared.part(fold, "test")[1])
+    test_metrics = M.document_metrics(test_probs, test_labels, docs.problem)
+    intervals = M.bootstrap_intervals(test_probs, test_labels, docs.problem, cfg.bootstrap_samples, seed=0)
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(run_dir / "best", ignore_errors=True)
+
+    best = result.best_epoch
+    entries: list[tuple[str, int, str, float]] = []
+    for record in result.history:
+        entries.append(("train", record["epoch"], "loss", record["train_loss"]))
+        entries += [("val", record["epoch"], key, value) for key, value in record.items()
+                    if key not in ("epoch", "train_loss", "lr")]
+    for name, value in test_metrics.items():
+        low, high = intervals[name]
+        entries += [("test", best, name, value), ("test", best, f"{name}_ci_low", low),
+                    ("test", best, f"{name}_ci_high", high)]
+    entries += [
+        ("test", best, "score", test_metrics[cfg.select_metric]),
+        ("train", best, "encoder_tokens_per_doc", train_set.tokens_served / (len(train_set) * epochs_run)),
+        ("test", best, "encoder_tokens_per_doc", test_tokens),
+        ("test", best, "windows_per_doc", float(np.mean(datasets["test"].window_counts()))),
+        ("train", best, "train_s", result.train_seconds),
+        ("test", best, "predict_s", predict_s),
+        ("run", best, f"peak_{peak.kind}_mb", peak.mb),
+    ]
+    common = {
+        "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model), "task": docs.name,
+        "variant": run + (f" fold{fold + 1}/{cfg.cv_folds}" if cfg.cv_folds else ""), "seed": seed,
+        "init": "random" if is_random(cfg.model) else "pretrained", "head_init": head_init,
+        "selection": "best_epoch_on_val_split", "max_len": cfg.max_len, "train_examples": len(train_set),
+        "device": device_description(accelerator.device), "wall_s": round(time.perf_counter() - started, 2),
+        "config": json.dumps({**cfg.to_dict(), "split_file": prepared.split_file, "fold": fold_arg},
+                             sort_keys=True),
+    }
+    rows = make_rows(common, entries)
+    save_predictions(run_id, [docs.examples.ids[i] for i in prepared.splits[fold]["test"]], test_labels, test_probs,
+                     docs.label_names, predictions_path(results_path))
+    write_results(rows, results_path)
+    if verbose:
+        ci = intervals[cfg.select_metric]
+        print(f"[{label}] test accuracy {test_metrics['accuracy']:.4f}, {cfg.select_metric} "
+              f"{test_metrics[cfg.select_metric]:.4f} [{ci[0]:.4f}, {ci[1]:.4f}] (best epoch {best + 1}, "
+              f"{common['wall_s']:.0f} s, {test_tokens:.0f} tokens/doc at inference)")
+    return pd.DataFrame(rows)
+
+
+def predictions_path(results_path: str | Path) -> Path:
+    """Per-document test predictions live beside the results, in ``predictions/`` (not a results CSV)."""
+    results_path = Path(results_path)
+    return results_path.parent / "predictions" / results_path.name
+
+
+def save_predictions(run_id: str, ids: list[str], labels: np.ndarray, probs: np.ndarray,
+                     label_names: tuple[str, ...], path: Path) -> None:
+    """Merge one run's per-document test probabilities into ``path`` (earlier rows of the run replaced)."""
+    frame = pd.DataFrame({"run_id": run_id, "doc_id": ids,
+                          "label": [json.dumps(np.asarray(value).tolist()) for value in labels]})
+    for k, name in enumerate(label_names):
+        frame[f"p_{name}"] = probs[:, k]
+    if path.exists():
+        old = pd.read_csv(path, dtype={"doc_id": str, "run_id": str, "label": str})
+        frame = pd.concat([old[old["run_id"] != run_id], frame], ignore_index=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6g")
+    tmp.replace(path)
+
+
+def compare_to(frame: pd.DataFrame, predictions: pd.DataFrame, baseline: str = "head", metric: str = "f1",
+               samples: int = 1000) -> pd.DataFrame:
+    """Each variant against ``baseline`` on the same test documents: the difference in ``metric`` with a paired
+    bootstrap 95% CI, and whether the CI excludes 0. Needs the runs' per-document predictions."""
+    out = []
+    frame = frame[frame["notebook"] == NOTEBOOK]
+    runs = frame.drop_duplicates("run_id")
+    for (dataset, model, seed), group in runs.groupby(["task", "model", "seed"], sort=False):
+        ids = dict(zip(group["variant"], group["run_id"], strict=True))
+        if baseline not in ids:
+            continue
+        base = predictions[predictions["run_id"] == ids[baseline]].sort_values("doc_id")
+        labels = np.asarray([json.loads(value) for value in base["label"]])
+        columns = [column for column in base.columns if column.startswith("p_") and base[column].notna().all()]
+        problem = "multilabel" if labels.ndim == 2 else ("binary" if len(columns) == 2 else "multiclass")
+        for variant, run_id in ids.items():
+            if variant == baseline:
+                continue
+            other = predictions[predictions["run_id"] == run_id].sort_values("doc_id")
+            if other["doc_id"].tolist() != base["doc_id"].tolist():
+                continue  # not the same test documents: not a paired comparison
+            diff, low, high = M.paired_bootstrap_difference(other[columns].to_numpy(), base[columns].to_numpy(),
+                                                            labels, problem, metric, samples)
+            out.append({"dataset": dataset, "model": model, "seed": seed, "variant": variant, "baseline": baseline,
+                        f"{metric}_difference": diff, "ci_low": low, "ci_high": high,
+                        "beyond_noise": bool(low > 0 or high < 0)})
+    return pd.DataFrame(out)
+
+
+def run_long_documents(cfg: LongDocConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:
+    """Every dataset x run x seed (x fold) of ``cfg``; each run's rows are written as soon as it ends."""
+    check_writable(results_path)
+    frames = []
+    for dataset in cfg.datasets:
+        dataset_cfg = cfg.for_dataset(dataset)
+        prepared = prepare_dataset(dataset_cfg, dataset)
+        for run in dataset_cfg.runs:
+            for seed in dataset_cfg.seeds:
+                for fold in range(len(prepared.splits)):
+                    frames.append(run_one(dataset_cfg, prepared, run, seed, fold, Path(results_path), verbose))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _value(rows: pd.DataFrame, split: str, metric: str) -> float:
+    picked = rows[(rows["split"] == split) & (rows["metric"] == metric)]["value"]
+    return float(picked.iloc[-1]) if len(picked) else float("nan")
+
+
+def longdoc_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, model, variant): test accuracy and F1 with their bootstrap CIs and the cost columns.
+
+    Several seeds or folds of one variant are averaged (``runs`` says how many); the CI columns are then the mean of
+    the per-run intervals.
+    """
+    frame = frame[frame["notebook"] == NOTEBOOK]
+    records = []
+    for run_id, rows in frame.groupby("run_id", sort=False):
+        peak = rows[rows["metric"].str.startswith("peak_")]
+        records.append({
+            "dataset": rows["task"].iloc[0], "model": rows["model"].iloc[0],
+            "variant": str(rows["variant"].iloc[0]).split(" fold")[0], "preset": rows["preset"].iloc[0],
+            **{f"{name}{suffix}": _value(rows, "test", f"{name}{suffix}")
+               for name in ("accuracy", "f1") for suffix in ("", "_ci_low", "_ci_high")},
+            "train_tokens_per_doc": _value(rows, "train", "encoder_tokens_per_doc"),
+            "test_tokens_per_doc": _value(rows, "test", "encoder_tokens_per_doc"),
+            "windows_per_doc": _value(rows, "test", "windows_per_doc"),
+            "train_s": _value(rows, "train", "train_s"), "predict_s": _value(rows, "test", "predict_s"),
+            "peak_mb": float(peak["value"].iloc[0]) if len(peak) else float("nan"),
+            "best_epoch": int(rows[rows["split"] == "test"]["step"].iloc[0]) + 1,
+            "epochs_run": int(rows[(rows["split"] == "train") & (rows["metric"] == "loss")]["step"].nunique()),
+            "train_docs": int(rows["train_examples"].iloc[0]), "device": rows["device"].iloc[0],
+        })
+    if not records:
+        return pd.DataFrame()
+    table = pd.DataFrame(records)
+    keys = ["dataset", "model", "variant", "preset"]
+    numeric = [column for column in table.columns if column not in keys + ["device"]]
+    grouped = table.groupby(keys, sort=False)
+    out = grouped[numeric].mean().reset_index()
+    out["runs"] = grouped.size().values
+    out["device"] = grouped["device"].first().values
+    return out
+
+
+def plot_score_vs_tokens(table: pd.DataFrame, path: str | Path, metric: str = "f1"):
+    """Test score (with its bootstrap CI) against encoder tokens per document at inference; one panel per dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(table["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        part = table[table["dataset"] == dataset]
+        for row in part.itertuples(index=False):
+            value, low, high = getattr(row, metric), getattr(row, f"{metric}_ci_low"), getattr(row, f"{metric}_ci_high")
+            ax.errorbar(row.test_tokens_per_doc, value, yerr=[[value - low], [high - value]], fmt="o", capsize=3,
+                        label=row.variant)
+            ax.annotate(row.variant, (row.test_tokens_per_doc, value), textcoords="offset points", xytext=(5, 4),
+                        fontsize=8)
+        ax.set_xlabel("encoder tokens per document (inference)")
+        ax.set_ylabel(f"test {metric} (95% bootstrap CI)")
+        ax.set_title(f"{dataset} ({part['model'].iloc[0]}, {part['preset'].iloc[0]} preset)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return fig

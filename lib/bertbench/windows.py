@@ -1,0 +1,255 @@
+"""Turning a long document's tokens into model inputs: truncation-style selections and overlapping windows.
+
+A document is tokenised once, without special tokens. Each strategy then picks content tokens:
+
+- ``head`` / ``tail``: the first / last ``budget`` tokens.
+- ``head_tail``: the first ``head_tokens`` and the last ``budget - head_tokens`` (Sun et al. 2019: 128 + 382).
+- ``rs``: the document cut into consecutive spans of ``span_len``; spans drawn at random without repeats until the
+  budget is full, kept in document order. ``rso``: spans starting at random positions (they may overlap), in
+  document order. ``rsd``: draw a span at a random position, delete it from the document, draw the next from what is
+  left, in the order drawn. (The strategies of the HF-sequence-classification-on-GCP tool; here every span has at
+  least one token and any length works, including documents shorter than one span.)
+- ``windows``: overlapping windows over the whole document (BELT / torch_long_bert parameters): ``chunk_size``
+  tokens every ``stride`` tokens over the first ``maximal_text_length`` tokens; no window starts after one that
+  already reached the end (BELT adds windows wholly inside earlier ones); a trailing window shorter than
+  ``minimal_chunk_length`` is dropped when there is more than one; at most ``max_num_segments`` windows.
+
+Every selection or window is wrapped with the tokenizer's own special tokens (:class:`SpecialTokens`, read from the
+tokenizer by encoding a probe text with and without them), so ``[CLS] ... [SEP]``, ``<s> ... </s>`` or any other
+template comes out right and no id is hard-coded. A document with no text becomes one window holding only the
+special tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from .encoding import LengthGroupedBatchSampler
+
+SINGLE_STRATEGIES = ("head", "tail", "head_tail", "rs", "rso", "rsd")
+STRATEGIES = SINGLE_STRATEGIES + ("windows",)
+RANDOM_STRATEGIES = ("rs", "rso", "rsd")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialTokens:
+    """The tokenizer's single-sequence template: ``prefix + content + suffix`` with their token type ids."""
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+    prefix_types: tuple[int, ...]
+    suffix_types: tuple[int, ...]
+    content_type: int
+    with_types: bool  # the model reads token_type_ids
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, probe: str = "probe text") -> SpecialTokens:
+        with_types = "token_type_ids" in tokenizer.model_input_names
+        full = tokenizer(probe, add_special_tokens=True, return_token_type_ids=True)
+        plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+        ids, types = list(full["input_ids"]), list(full.get("token_type_ids") or [0] * len(full["input_ids"]))
+        for start in range(len(ids) - len(plain) + 1):
+            if ids[start:start + len(plain)] == plain:
+                stop = start + len(plain)
+                return cls(tuple(ids[:start]), tuple(ids[stop:]), tuple(types[:start]), tuple(types[stop:]),
+                           types[start] if plain else 0, with_types)
+        raise ValueError(f"tokenizer {type(tokenizer).__name__}: cannot find the text inside its own special-token "
+                         f"template ({ids} vs {plain})")
+
+    @property
+    def count(self) -> int:
+        return len(self.prefix) + len(self.suffix)
+
+    def wrap(self, content: Sequence[int]) -> dict[str, list[int]]:
+        item = {"input_ids": [*self.prefix, *content, *self.suffix]}
+        if self.with_types:
+            item["token_type_ids"] = [*self.prefix_types, *([self.content_type] * len(content)), *self.suffix_types]
+        return item
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSpec:
+    """How to turn a document's tokens into windows (see the module docstring for each field)."""
+
+    strategy: str = "windows"
+    budget: int = 510  # content tokens per selection (single-sequence strategies)
+    head_tokens: int = 128  # head_tail: tokens from the start; the rest of the budget comes from the end
+    span_len: int = 64  # rs / rso / rsd span length
+    chunk_size: int = 510
+    stride: int = 510
+    minimal_chunk_length: int = 1
+    maximal_text_length: int = 0  # 0 = the whole document
+    max_num_segments: int = 0  # 0 = no cap
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy: {self.strategy!r} is not one of {STRATEGIES}")
+        for name in ("budget", "span_len", "chunk_size", "stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: {getattr(self, name)} must be >= 1")
+        for name in ("head_tokens", "minimal_chunk_length", "maximal_text_length", "max_num_segments"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: {getattr(self, name)} must be >= 0")
+        if self.strategy == "head_tail" and self.head_tokens > self.budget:
+            raise ValueError(f"head_tokens: {self.head_tokens} is more than the budget of {self.budget} tokens")
+        if self.stride > self.chunk_size:
+            raise ValueError(f"stride: {self.stride} > chunk_size {self.chunk_size} would skip text between windows")
+
+    @property
+    def is_random(self) -> bool:
+        return self.strategy in RANDOM_STRATEGIES
+
+
+def head_tail(tokens: Sequence[int], budget: int, head_tokens: int) -> list[int]:
+    if len(tokens) <= budget:
+        return list(tokens)
+    tail = budget - head_tokens
+    return [*tokens[:head_tokens], *(tokens[len(tokens) - tail:] if tail else [])]
+
+
+def random_spans(tokens: Sequence[int], budget: int, span_len: int, rng: random.Random, mode: str) -> list[int]:
+    """``rs``, ``rso`` or ``rsd`` selection of at most ``budget`` tokens; the whole text when it fits."""
+    n = len(tokens)
+    if n <= budget:
+        return list(tokens)
+    span_len = min(span_len, budget)
+    if mode == "rs":
+        starts = list(range(0, n, span_len))
+        rng.shuffle(starts)
+        chosen, total = [], 0
+        for start in starts:
+            length = min(span_len, n - start, budget - total)
+            chosen.append((start, length))
+            total += length
+            if total == budget:
+                break
+        return [token for start, length in sorted(chosen) for token in tokens[start:start + length]]
+    if mode == "rso":
+        count = -(-budget // span_len)
+        starts = sorted(rng.randint(0, n - span_len) for _ in range(count))
+        out: list[int] = []
+        for start in starts:
+            out.extend(tokens[start:start + min(span_len, budget - len(out))])
+        return out
+    if mode == "rsd":
+        remaining, out = list(tokens), []
+        while len(out) < budget and remaining:
+            length = min(span_len, len(remaining), budget - len(out))
+            start = rng.randint(0, len(remaining) - length)
+            out.extend(remaining[start:start + length])
+            del remaining[start:start + length]
+        return out
+    raise ValueError(f"unknown random-span mode {mode!r}")
+
+
+def chunk_windows(tokens: Sequence[int], chunk_size: int, stride: int, minimal_chunk_length: int = 1,
+                  maximal_text_length: int = 0, max_num_segments: int = 0) -> list[list[int]]:
+    """Overlapping windows of content tokens; always at least one (empty for an empty document)."""
+    if maximal_text_length:
+        tokens = tokens[:maximal_text_length]
+    windows: list[list[int]] = []
+    for start in range(0, max(1, len(tokens)), stride):
+        windows.append(list(tokens[start:start + chunk_size]))
+        if start + chunk_size >= len(tokens):
+            break  # this window reached the end: any later one would lie inside it
+    if len(windows) > 1 and len(windows[-1]) < minimal_chunk_length:
+        windows.pop()
+    if max_num_segments:
+        windows = windows[:max_num_segments]
+    return windows
+
+
+def select_windows(tokens: Sequence[int], spec: WindowSpec, rng: random.Random | None = None) -> list[list[int]]:
+    """The content tokens of each model input for one document under ``spec``."""
+    if spec.strategy == "windows":
+        return chunk_windows(tokens, spec.chunk_size, spec.stride, spec.minimal_chunk_length,
+                             spec.maximal_text_length, spec.max_num_segments)
+    if spec.strategy == "head":
+        return [list(tokens[:spec.budget])]
+    if spec.strategy == "tail":
+        return [list(tokens[max(0, len(tokens) - spec.budget):])]
+    if spec.strategy == "head_tail":
+        return [head_tail(tokens, spec.budget, spec.head_tokens)]
+    return [random_spans(tokens, spec.budget, spec.span_len, rng or random.Random(0), spec.strategy)]
+
+
+class DocumentWindows(Dataset):
+    """Documents as lists of wrapped windows, with labels. Random strategies draw anew every epoch (training) or
+    once with a fixed seed (evaluation): ``set_epoch`` picks the draw, which depends on (seed, epoch, document)."""
+
+    def __init__(self, tokens: list[list[int]], labels: Sequence | None, spec: WindowSpec, special: SpecialTokens,
+                 seed: int = 0):
+        self.tokens, self.labels, self.spec, self.special, self.seed = tokens, labels, spec, special, seed
+        self.epoch = 0
+        self.lengths = [len(doc) for doc in tokens]  # for length-grouped batching
+        self.tokens_served = 0  # encoder tokens (special tokens included) handed out so far
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def windows(self, index: int) -> list[dict[str, list[int]]]:
+        rng = random.Random(f"{self.seed}-{self.epoch}-{index}") if self.spec.is_random else None
+        return [self.special.wrap(content) for content in select_windows(self.tokens[index], self.spec, rng)]
+
+    def __getitem__(self, index: int) -> dict:
+        windows = self.windows(index)
+        self.tokens_served += sum(len(window["input_ids"]) for window in windows)
+        item = {"windows": windows}
+        if self.labels is not None:
+            item["labels"] = self.labels[index]
+        return item
+
+    def window_counts(self) -> list[int]:
+        return [len(select_windows(doc, self.spec, random.Random(0))) for doc in self.tokens]
+
+
+class DocumentBatchSampler(LengthGroupedBatchSampler):
+    """Length-grouped shuffled batches of documents that also tell the dataset the epoch (new random spans)."""
+
+    def __init__(self, dataset: DocumentWindows, batch_size: int, seed: int, group_factor: int = 50):
+        super().__init__(dataset.lengths, batch_size, seed=seed, group_factor=group_factor)
+        self.dataset = dataset
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+
+
+class WindowCollator:
+    """Flatten the windows of a batch of documents: input_ids / attention_mask / token_type_ids (W, T) padded with
+    the tokenizer's pad id to the longest window, ``doc_index`` (W,) naming each window's document (0..B-1), and
+    ``labels`` (B,) class indices or (B, K) multi-hot floats."""
+
+    def __init__(self, pad_token_id: int, multilabel: bool = False):
+        if pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token; set tokenizer.pad_token first")
+        self.pad_id = pad_token_id
+        self.multilabel = multilabel
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        windows = [window for item in items for window in item["windows"]]
+        width = max(len(window["input_ids"]) for window in windows)
+        batch = {"input_ids": torch.full((len(windows), width), self.pad_id, dtype=torch.long),
+                 "attention_mask": torch.zeros((len(windows), width), dtype=torch.long)}
+        with_types = "token_type_ids" in windows[0]
+        if with_types:
+            batch["token_type_ids"] = torch.zeros((len(windows), width), dtype=torch.long)
+        for row, window in enumerate(windows):
+            length = len(window["input_ids"])
+            batch["input_ids"][row, :length] = torch.tensor(window["input_ids"])
+            batch["attention_mask"][row, :length] = 1
+            if with_types:
+                batch["token_type_ids"][row, :length] = torch.tensor(window["token_type_ids"])
+        batch["doc_index"] = torch.tensor([doc for doc, item in enumerate(items) for _ in item["windows"]])
+        if "labels" in items[0]:
+            dtype = torch.float if self.multilabel else torch.long
+            batch["labels"] = torch.tensor([item["labels"] for item in items], dtype=dtype)
+        return batch

@@ -1,0 +1,71 @@
+# %% [markdown]
+# # 04 · Long documents: truncation and window strategies, with their cost
+#
+# Fine-tunes an encoder (default: the packaged all-MiniLM-L6-v2) on long documents with every strategy through one
+# training loop — head, tail, head+tail, random spans (`rs`, `rso`, `rsd`), and overlapping windows whose outputs are
+# pooled by mean/max of probabilities, torch_long_bert's `custom_agg`, or mean/max of logits — and reports test
+# accuracy and F1 with 1,000-sample bootstrap confidence intervals next to what each costs (encoder tokens per
+# document, time, peak memory).
+#
+# - **Inputs:** Hyperpartisan (645 articles, binary) and BBC News (2,225 articles, 5 topics) under `$BB_DATA_DIR`,
+#   or any CSV/JSONL with text and label columns (`BB_DATASETS=path/to/file.csv`), or `hf:<dataset>:<split>` online.
+# - **Protocol:** a saved, stratified 80/10/10 split (`lib/bertbench/data/splits/`); the best epoch on the
+#   validation split is reloaded and reported on the test split, which played no part in any choice.
+#   `BB_CV_FOLDS=10` runs stratified 10-fold cross-validation instead.
+# - **Outputs:** `outputs/04_long_documents.csv` (one row per run, split, epoch, metric; the `variant` column names
+#   the strategy), per-document test predictions in `outputs/predictions/`, the plot in `outputs/figures/`.
+#   `tiny` runs write to `runs/tiny-outputs/` instead.
+#
+# Quick run: `BB_PRESET=tiny python notebooks/04_long_documents.py`
+
+# %%
+import bertbench as bb
+
+# %%
+cfg = bb.LongDocConfig.from_env()
+results_path = bb.outputs_dir(cfg.preset) / "04_long_documents.csv"  # tiny runs never land in outputs/
+print(cfg)
+print("results ->", results_path)
+
+# %% [markdown]
+# ## Train and test every strategy
+# Each run prints its self-check (the first window decoded, with the tokenizer's own special tokens) before
+# training; its rows are written as soon as it ends.
+
+# %%
+runs = bb.run_long_documents(cfg, results_path)
+
+# %% [markdown]
+# ## Score against cost
+# Test accuracy and F1 with 95% bootstrap intervals; tokens per document are encoder tokens (special tokens
+# included, padding excluded) per training epoch and at inference.
+
+# %%
+import pandas as pd
+
+table = bb.longdoc_summary(bb.load_results(results_path))
+table = table[table["preset"] == cfg.preset]
+columns = ["dataset", "variant", "accuracy", "f1", "f1_ci_low", "f1_ci_high", "train_tokens_per_doc",
+           "test_tokens_per_doc", "train_s", "predict_s", "peak_mb", "best_epoch"]
+print(table[columns].round(3).to_string(index=False))
+
+# %%
+figure_path = results_path.parent / "figures" / "04_long_documents.png"
+figure = bb.plot_score_vs_tokens(table, figure_path)
+print("figure ->", figure_path)
+
+# %% [markdown]
+# ## Which strategy won, and is it beyond noise?
+# Each variant against `head` on the same test documents: the F1 difference with a paired bootstrap 95% interval.
+
+# %%
+predictions = pd.read_csv(bb.predictions_path(results_path), dtype={"doc_id": str, "run_id": str, "label": str})
+latest = bb.load_results(results_path)
+comparison = bb.compare_to(latest[latest["preset"] == cfg.preset], predictions, baseline="head")
+print(comparison.round(4).to_string(index=False))
+for dataset, part in table.groupby("dataset", sort=False):
+    best = part.sort_values("f1", ascending=False).iloc[0]
+    row = comparison[(comparison["dataset"] == dataset) & (comparison["variant"] == best["variant"])]
+    verdict = ("the baseline itself" if best["variant"] == "head" else
+               "beyond noise" if len(row) and row["beyond_noise"].iloc[0] else "within noise")
+    print(f"{dataset}: best test F1 {best['f1']:.4f} with {best['variant']} ({verdict} against head)")
