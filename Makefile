@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert lab lint clean
+.PHONY: install test test-all glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs lab lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,9 @@ glue-pretrained: install  ## notebook 03 on the checkpoint of `make pretrain`: 5
 		$(BIN)/python notebooks/03_glue_finetune.py
 
 own-bert: tokenizer pretrain glue-pretrained  ## the whole path: tokenizer -> pretraining -> GLUE
+
+long-docs: install  ## notebook 04, cpu preset: 5 strategies on Hyperpartisan, head vs windows on BBC
+	$(BIN)/python notebooks/04_long_documents.py
 
 lab: install  ## JupyterLab with jupytext: notebooks/*.py open as notebooks
 	$(BIN)/python -m pip install -q -e ".[lab]" "$(TORCH)"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import jupytext
+import pandas as pd
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -43,6 +44,22 @@ def check_outputs(name: str, output_dir: Path) -> None:
         assert set(scores["task"]) == set(cfg.tasks)
         assert scores.groupby("task")["seed"].nunique().eq(len(cfg.seeds)).all()
         assert scores["value"].between(-1, 1).all()
+    if name == "04_long_documents":
+        cfg = bb.LongDocConfig.from_env(environ={"BB_PRESET": "tiny"})
+        table = bb.longdoc_summary(frame)
+        for dataset in cfg.datasets:
+            assert set(table[table["dataset"] == dataset]["variant"]) == set(cfg.for_dataset(dataset).runs)
+        for metric in ("accuracy", "f1"):
+            assert table[metric].between(0, 1).all()
+            assert (table[f"{metric}_ci_low"] <= table[f"{metric}_ci_high"]).all()
+        assert (table["peak_mb"] > 0).all() and (table["train_s"] > 0).all()
+        hyperpartisan = table[table["dataset"] == "hyperpartisan"].set_index("variant")
+        windows = hyperpartisan[hyperpartisan.index.str.startswith("windows")]
+        assert (windows["test_tokens_per_doc"] > hyperpartisan.loc["head", "test_tokens_per_doc"]).all()
+        assert hyperpartisan.loc["head", "test_tokens_per_doc"] <= cfg.max_len
+        assert (output_dir / "figures" / "04_long_documents.png").is_file()
+        predictions = bb.predictions_path(path)
+        assert predictions.is_file() and set(pd.read_csv(predictions)["run_id"]) == set(frame["run_id"])
 
 
 def _tiny_env(tmp_path):

@@ -40,7 +40,7 @@ def test_trust_remote_code_is_off_by_default():
     assert bb.GlueConfig.from_env(environ={}).trust_remote_code is False
 
 
-@pytest.mark.parametrize("name", ["tokenizer", "pretrain", "glue"])
+@pytest.mark.parametrize("name", ["tokenizer", "pretrain", "glue", "longdoc"])
 def test_readme_tables_are_the_ones_generated_from_outputs(name):
     from bertbench.report import BLOCKS, generated, readme_block
 

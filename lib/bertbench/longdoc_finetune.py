@@ -67,7 +67,7 @@ class LongDocConfig(BaseConfig):
 
     preset: str = "cpu"
     datasets: tuple[str, ...] = ("hyperpartisan", "bbc")  # names, CSV/JSONL paths, or hf:<dataset>[:<cfg>]:<split>
-    dataset_overrides: str = "bbc.max_train_docs=600;bbc.runs=head,windows+mean_prob"
+    dataset_overrides: str = "bbc.max_train_docs=400;bbc.runs=head,windows+mean_prob"
     text_column: str = "text"  # for CSV / JSONL / hub datasets
     label_column: str = "label"
     label_sep: str = ""  # e.g. "|": a label field holds several labels (multi-label)
@@ -84,14 +84,14 @@ class LongDocConfig(BaseConfig):
     head_tokens: int = 128  # head_tail: tokens from the start (the rest of max_len from the end)
     span_len: int = 64  # rs / rso / rsd
     chunk_size: int = 510  # windows: content tokens per window (<= max_len minus the special tokens)
-    stride: int = 384
+    stride: int = 448
     minimal_chunk_length: int = 32
     maximal_text_length: int = 2048  # 0 = whole documents
     max_num_segments: int = 0  # 0 = no cap
     custom_agg_c: float = 2.0
     attention_dropout: float = 0.0  # < 0 keeps the model's own; > 0 is much slower on CPU (see build_classifier)
     batch_size: int = 8  # documents per batch
-    max_windows_per_pass: int = 16  # windows per encoder pass (bounds memory); more are checkpointed passes
+    max_windows_per_pass: int = 32  # windows per encoder pass (bounds memory); more are checkpointed passes
     eval_batch_size: int = 16  # documents
     grad_accum: int = 1
     lr: float = 1e-4

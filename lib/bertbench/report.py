@@ -1,7 +1,7 @@
 """Markdown tables of committed results, so README numbers come from outputs/ and never from typing.
 
 ``python -m bertbench.report`` prints every table; ``python -m bertbench.report --update-readme`` rewrites the blocks
-of README.md between ``<!-- NAME-table:start -->`` and ``<!-- NAME-table:end -->`` (NAME = tokenizer, pretrain, glue),
+of README.md between ``<!-- NAME-table:start -->`` and ``<!-- NAME-table:end -->`` (NAME = tokenizer, pretrain, glue, longdoc),
 and a test checks that README and outputs/ agree.
 """
 
@@ -14,6 +14,7 @@ import pandas as pd
 
 from .data.glue import get_task
 from .glue_finetune import glue_summary
+from .longdoc_finetune import compare_to, longdoc_summary, predictions_path
 from .paths import outputs_dir, repo_root
 from .results import load_results
 
@@ -94,10 +95,49 @@ def pretrain_markdown(frame: pd.DataFrame) -> str:
     return "\n\n".join(parts)
 
 
+def longdoc_markdown(frame: pd.DataFrame, predictions: pd.DataFrame | None = None) -> str:
+    """Per dataset: each strategy's test accuracy and F1 with 95% bootstrap CIs and its cost, then the best
+    strategy against ``head`` with a paired bootstrap CI of the F1 difference (when predictions are given)."""
+    table = longdoc_summary(frame)
+    comparison = compare_to(frame, predictions) if predictions is not None else pd.DataFrame()
+    parts = []
+    for (dataset, model, preset), part in table.groupby(["dataset", "model", "preset"], sort=False):
+        lines = [f"**{dataset}** — model `{model}`, preset `{preset}`, {int(part['train_docs'].iloc[0])} training "
+                 f"documents, device `{part['device'].iloc[0]}`", "",
+                 "| strategy | test accuracy [95% CI] | test F1 [95% CI] | tokens/doc, train (per epoch) | "
+                 "tokens/doc, inference | windows/doc | train time | predict time | peak memory | best epoch |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in part.itertuples(index=False):
+            lines.append(
+                f"| `{row.variant}` | {row.accuracy:.3f} [{row.accuracy_ci_low:.3f}, {row.accuracy_ci_high:.3f}] | "
+                f"{row.f1:.3f} [{row.f1_ci_low:.3f}, {row.f1_ci_high:.3f}] | {row.train_tokens_per_doc:.0f} | "
+                f"{row.test_tokens_per_doc:.0f} | {row.windows_per_doc:.2f} | {row.train_s:.0f} s | "
+                f"{row.predict_s:.1f} s | {row.peak_mb / 1024:.1f} GiB | {row.best_epoch}/{row.epochs_run} |")
+        best = part.sort_values("f1", ascending=False).iloc[0]
+        verdict = f"Best test F1: `{best['variant']}` {best['f1']:.3f}"
+        found = comparison[(comparison["dataset"] == dataset) & (comparison["variant"] == best["variant"])
+                           & (comparison["model"] == model)] if len(comparison) else comparison
+        if len(found):
+            row = found.iloc[0]
+            verdict += (f", {row['f1_difference']:+.3f} F1 against `head` (paired bootstrap 95% CI "
+                        f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]: "
+                        f"{'beyond' if row['beyond_noise'] else 'within'} noise).")
+        lines += ["", verdict]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def _longdoc_block(frame: pd.DataFrame, folder: Path) -> str:
+    path = predictions_path(folder / "04_long_documents.csv")
+    predictions = pd.read_csv(path, dtype={"doc_id": str, "run_id": str, "label": str}) if path.is_file() else None
+    return longdoc_markdown(frame, predictions)
+
+
 BLOCKS = {
-    "tokenizer": ("01_train_tokenizer.csv", tokenizer_markdown),
-    "pretrain": ("02_pretrain_mlm.csv", pretrain_markdown),
-    "glue": ("03_glue_finetune.csv", glue_markdown),
+    "tokenizer": ("01_train_tokenizer.csv", lambda frame, folder: tokenizer_markdown(frame)),
+    "pretrain": ("02_pretrain_mlm.csv", lambda frame, folder: pretrain_markdown(frame)),
+    "glue": ("03_glue_finetune.csv", lambda frame, folder: glue_markdown(frame)),
+    "longdoc": ("04_long_documents.csv", _longdoc_block),
 }
 
 
@@ -113,7 +153,8 @@ def readme_block(readme_text: str, name: str = "glue") -> str:
 
 def generated(name: str, folder: Path | None = None) -> str:
     file_name, render = BLOCKS[name]
-    return render(load_results((folder or outputs_dir()) / file_name))
+    folder = folder or outputs_dir()
+    return render(load_results(folder / file_name), folder)
 
 
 def update_readme(path: Path) -> None:
