@@ -1,4 +1,4 @@
-"""Training speed and peak memory of long-document windows with and without attention dropout, side by side.
+"""Training speed of long-document windows with and without attention dropout, side by side.
 
 One process, the packaged MiniLM, training steps (encode_windows + document loss + backward + AdamW) on W windows of
 T tokens; the two settings alternate step by step so that machine noise hits both. Prints tokens/s per setting and
@@ -8,10 +8,7 @@ the ratio. Usage: python bench/longdoc_attention_dropout.py [--windows 16] [--to
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
@@ -27,7 +24,6 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=512)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--only", type=float, default=None, help="run one attention dropout value (memory probe)")
     args = parser.parse_args()
     tokenizer = bb.load_tokenizer("minilm")
     generator = torch.Generator().manual_seed(0)
@@ -35,8 +31,6 @@ def main() -> None:
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids),
              "doc_index": torch.arange(args.windows) // 4, "labels": torch.zeros(-(-args.windows // 4), dtype=torch.long)}
     settings = {"attention_dropout=0.0": 0.0, "attention_dropout=0.1": 0.1}
-    if args.only is not None:
-        settings = {f"attention_dropout={args.only}": args.only}
     models = {}
     for name, p in settings.items():
         model, _ = bb.build_classifier("minilm", tokenizer, ("a", "b"), attention_dropout=p)
@@ -51,18 +45,10 @@ def main() -> None:
             optimizer.zero_grad(set_to_none=True)
             if step:
                 speeds[name].append(args.windows * args.tokens / (time.perf_counter() - started))
-    if args.only is not None:
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)  # GiB (ru_maxrss is in KiB on Linux)
-        return
     print(f"MiniLM training step, {args.windows} windows x {args.tokens} tokens, {args.steps} steps each, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name in settings:
-        probe = subprocess.run([sys.executable, __file__, "--windows", str(args.windows), "--tokens", str(args.tokens),
-                                "--steps", "1", "--only", str(settings[name])], capture_output=True, text=True,
-                               check=True)
-        peak = float(probe.stdout.strip().splitlines()[-1])
-        print(f"  {name}: median {statistics.median(speeds[name]):.0f} tokens/s; peak RSS of a separate process "
-              f"doing 2 such steps {peak:.2f} GiB")
+        print(f"  {name}: median {statistics.median(speeds[name]):.0f} tokens/s")
     fast, slow = (statistics.median(speeds[name]) for name in settings)
     print(f"  ratio (no attention dropout / attention dropout): {fast / slow:.2f}x")
 

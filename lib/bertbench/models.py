@@ -114,8 +114,8 @@ def build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regress
         regression: one output and MSE loss (STS-B) instead of softmax over classes.
         dropout / attention_dropout: hidden / attention-probability dropout (None keeps the model's own). With
             attention dropout > 0, PyTorch's SDPA attention on CPU takes its math path and materialises a dropout
-            mask of (windows x heads x T x T): MiniLM on 8 x 512 tokens trained 2.5x slower with twice the memory
-            (bench note in the long-document issue).
+            mask of (windows x heads x T x T): MiniLM on 16 x 512 tokens trained 2.2x slower
+            (``bench/longdoc_attention_dropout.py``).
 
     Returns:
         (model, head_init): head_init is ``"new"``, ``"reused"``, ``"reused_permuted"`` or ``"reinit"``.

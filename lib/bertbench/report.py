@@ -112,7 +112,7 @@ def longdoc_markdown(frame: pd.DataFrame, predictions: pd.DataFrame | None = Non
                 f"| `{row.variant}` | {row.accuracy:.3f} [{row.accuracy_ci_low:.3f}, {row.accuracy_ci_high:.3f}] | "
                 f"{row.f1:.3f} [{row.f1_ci_low:.3f}, {row.f1_ci_high:.3f}] | {row.train_tokens_per_doc:.0f} | "
                 f"{row.test_tokens_per_doc:.0f} | {row.windows_per_doc:.2f} | {row.train_s:.0f} s | "
-                f"{row.predict_s:.1f} s | {row.peak_mb / 1024:.1f} GiB | {row.best_epoch}/{row.epochs_run} |")
+                f"{row.predict_s:.1f} s | {row.peak_mb / 1024:.1f} GiB | {row.best_epoch:.0f}/{row.epochs_run:.0f} |")
         best = part.sort_values("f1", ascending=False).iloc[0]
         verdict = f"Best test F1: `{best['variant']}` {best['f1']:.3f}"
         found = comparison[(comparison["dataset"] == dataset) & (comparison["variant"] == best["variant"])
@@ -122,6 +122,8 @@ def longdoc_markdown(frame: pd.DataFrame, predictions: pd.DataFrame | None = Non
             verdict += (f", {row['f1_difference']:+.3f} F1 against `head` (paired bootstrap 95% CI "
                         f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]: "
                         f"{'beyond' if row['beyond_noise'] else 'within'} noise).")
+        else:
+            verdict += " (the baseline itself)." if best["variant"] == "head" else "."
         lines += ["", verdict]
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
