@@ -15,9 +15,15 @@ from bertbench import metrics as M
 from bertbench.data.documents import PACKAGED_SPLITS, kfold_splits, read_documents, stratified_split
 from bertbench.longdoc_finetune import encode_windows, parse_run
 from bertbench.models import self_check
-from bertbench.windows import (DocumentWindows, SpecialTokens, WindowCollator, WindowSpec, chunk_windows,
-                               random_spans, select_windows)
-
+from bertbench.windows import (
+    DocumentWindows,
+    SpecialTokens,
+    WindowCollator,
+    WindowSpec,
+    chunk_windows,
+    random_spans,
+    select_windows,
+)
 
 # ---- overlapping windows: boundary cases -------------------------------------------------------------------------
 
@@ -36,7 +42,7 @@ def test_exact_multiples_of_the_stride_add_no_empty_or_redundant_window(length, 
     assert all(windows) and all(len(window) <= chunk for window in windows)
     assert windows[-1][-1] == length - 1  # the end is covered
     assert sorted({token for window in windows for token in window}) == tokens  # nothing skipped
-    for earlier, later in zip(windows, windows[1:]):  # no window lies wholly inside the one before it
+    for earlier, later in zip(windows, windows[1:], strict=False):  # no window lies wholly inside the one before it
         assert not set(later) <= set(earlier)
     if stride == chunk:
         assert len(windows) == length // chunk

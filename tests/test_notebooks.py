@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import jupytext
-import pandas as pd
 import nbformat
+import pandas as pd
 import pytest
 from nbclient import NotebookClient
 

@@ -2,13 +2,19 @@
 
 from .config import BaseConfig
 from .data.corpus import Corpus, open_corpus
+from .data.documents import Documents, fixed_split, kfold_splits, load_documents
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, GlueTask, get_task, load_glue, read_glue_tsv
 from .data.text_label import examples_from_hf, read_bert_tsv, read_csv, read_jsonl
-from .data.documents import Documents, fixed_split, kfold_splits, load_documents
 from .glue_finetune import GlueConfig, glue_summary, run_glue, run_id_for
-from .longdoc_finetune import (LongDocConfig, compare_to, longdoc_summary, plot_score_vs_tokens, predictions_path,
-                               run_long_documents)
+from .longdoc_finetune import (
+                               LongDocConfig,
+                               compare_to,
+                               longdoc_summary,
+                               plot_score_vs_tokens,
+                               predictions_path,
+                               run_long_documents,
+)
 from .memory import PeakMemory
 from .models import build_classifier, load_tokenizer, resolve_model, self_check
 from .paths import data_dir, outputs_dir, repo_root, runs_dir

@@ -446,7 +446,7 @@ def longdoc_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """
     frame = frame[frame["notebook"] == NOTEBOOK]
     records = []
-    for run_id, rows in frame.groupby("run_id", sort=False):
+    for _, rows in frame.groupby("run_id", sort=False):
         peak = rows[rows["metric"].str.startswith("peak_")]
         records.append({
             "dataset": rows["task"].iloc[0], "model": rows["model"].iloc[0],
