@@ -303,7 +303,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         logits = encode_windows(current, batch, cfg.max_windows_per_pass)
         return A.doc_loss(logits, batch["doc_index"], batch["labels"], rule, multilabel, cfg.custom_agg_c)
 
-    val_labels = np.asarray(prepared.part(fold, "val")[1])
+    val_labels = np.asarray(datasets["val"].labels)
 
     def evaluate(current) -> dict[str, float]:
         probs = predict_documents(current, datasets["val"], collate, cfg, rule, multilabel, accelerator.device,
@@ -315,14 +315,15 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
     with PeakMemory(accelerator.device) as peak:
         model, result = fit(model, loader, evaluate, "score", cfg.train_settings(), run_dir / "best", accelerator,
                             loss_fn=loss_fn, save_extra=tokenizer.save_pretrained, desc=label)
-        served_before = datasets["test"].tokens_served
+        served_before = datasets["test"].tokens_served, datasets["test"].windows_served
         predict_started = time.perf_counter()
         test_probs = predict_documents(model, datasets["test"], collate, cfg, rule, multilabel, accelerator.device,
                                        desc="test")
         predict_s = time.perf_counter() - predict_started
-    test_tokens = (datasets["test"].tokens_served - served_before) / len(datasets["test"])
+    test_tokens = (datasets["test"].tokens_served - served_before[0]) / len(datasets["test"])
+    test_windows = (datasets["test"].windows_served - served_before[1]) / len(datasets["test"])
     epochs_run = len(result.history)
-    test_labels = np.asarray(prepared.part(fold, "test")[1])
+    test_labels = np.asarray(datasets["test"].labels)
     test_metrics = M.document_metrics(test_probs, test_labels, docs.problem)
     intervals = M.bootstrap_intervals(test_probs, test_labels, docs.problem, cfg.bootstrap_samples, seed=0)
     if not cfg.keep_checkpoints:
@@ -342,7 +343,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         ("test", best, "score", test_metrics[cfg.select_metric]),
         ("train", best, "encoder_tokens_per_doc", train_set.tokens_served / (len(train_set) * epochs_run)),
         ("test", best, "encoder_tokens_per_doc", test_tokens),
-        ("test", best, "windows_per_doc", float(np.mean(datasets["test"].window_counts()))),
+        ("test", best, "windows_per_doc", test_windows),
         ("train", best, "train_s", result.train_seconds),
         ("test", best, "predict_s", predict_s),
         ("run", best, f"peak_{peak.kind}_mb", peak.mb),

@@ -188,6 +188,7 @@ class DocumentWindows(Dataset):
         self.epoch = 0
         self.lengths = [len(doc) for doc in tokens]  # for length-grouped batching
         self.tokens_served = 0  # encoder tokens (special tokens included) handed out so far
+        self.windows_served = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -202,13 +203,11 @@ class DocumentWindows(Dataset):
     def __getitem__(self, index: int) -> dict:
         windows = self.windows(index)
         self.tokens_served += sum(len(window["input_ids"]) for window in windows)
+        self.windows_served += len(windows)
         item = {"windows": windows}
         if self.labels is not None:
             item["labels"] = self.labels[index]
         return item
-
-    def window_counts(self) -> list[int]:
-        return [len(select_windows(doc, self.spec, random.Random(0))) for doc in self.tokens]
 
 
 class DocumentBatchSampler(LengthGroupedBatchSampler):
