@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs lab lint clean
+.PHONY: install test test-all glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs probes heads lab lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,12 @@ own-bert: tokenizer pretrain glue-pretrained  ## the whole path: tokenizer -> pr
 
 long-docs: install  ## notebook 04, cpu preset: 5 strategies on Hyperpartisan, head vs windows on BBC
 	$(BIN)/python notebooks/04_long_documents.py
+
+probes: install  ## notebook 05, cpu preset: per-layer probes on SST-2 and CoLA, MiniLM pretrained vs fine-tuned
+	$(BIN)/python notebooks/05_layer_probes.py
+
+heads: install  ## notebook 05, cpu preset: bi-encoder vs cross-encoder on MRPC, multitask vs single-task
+	$(BIN)/python notebooks/05_model_heads.py
 
 lab: install  ## JupyterLab with jupytext: notebooks/*.py open as notebooks
 	$(BIN)/python -m pip install -q -e ".[lab]" "$(TORCH)"

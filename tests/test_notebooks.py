@@ -1,6 +1,7 @@
 """Every notebook, end to end in the tiny preset: through jupytext + nbclient (as JupyterLab runs it), as a plain
 script, and converted with ``jupytext --to notebook``. Results go to tmp_path, never to the repo's outputs/."""
 
+import json
 import os
 import subprocess
 import sys
@@ -62,9 +63,50 @@ def check_outputs(name: str, output_dir: Path) -> None:
         assert predictions.is_file() and set(pd.read_csv(predictions)["run_id"]) == set(frame["run_id"])
 
 
-def _tiny_env(tmp_path):
+    if name == "05_layer_probes":
+        cfg = bb.ProbeConfig.from_env(environ={"BB_PRESET": "tiny"})
+        sentence = frame[frame["task"] != "squad2"]
+        assert set(sentence["task"]) == set(cfg.tasks) and set(sentence["init"]) == {"pretrained", "finetuned"}
+        dev = sentence[(sentence["split"] == "dev") & (sentence["metric"] == "accuracy")]
+        for (task, init), part in dev.groupby(["task", "init"]):
+            for pooling in cfg.poolings:
+                for kind in ("probe", "control"):
+                    layers = part[part["variant"].str.startswith(f"{kind}:{pooling}")]["layer"]
+                    assert sorted(layers) == [0, 1, 2], (task, init, pooling, kind)  # embeddings + 2 layers
+            assert (part[part["variant"] == "majority"]["layer"] == -1).all() and len(part[part["variant"] ==
+                                                                                          "majority"]) == 1
+        assert set(dev[dev["variant"] == "full_model"]["init"]) == {"finetuned"}
+        assert dev["value"].between(0, 1).all()
+        span = frame[(frame["task"] == "squad2") & (frame["split"] == "dev") & (frame["metric"] == "f1")]
+        assert sorted(span[span["variant"] == "span_probe"]["layer"]) == [0, 1, 2]
+        assert len(span[span["variant"] == "always_no_answer"]) == 1 and span["value"].between(0, 100).all()
+        assert (output_dir / "figures" / "05_layer_probes.png").is_file()
+        saved = list((bb.runs_dir() / "probes").rglob("*.safetensors"))
+        assert len(saved) >= 2 * len(cfg.tasks) * len(cfg.poolings) * 3 * 2 + 3  # every probe's weights
+    if name == "05_model_heads":
+        cfg = bb.HeadsConfig.from_env(environ={"BB_PRESET": "tiny"})
+        table = bb.heads_summary(frame)
+        pair = table[table["task"] == cfg.pair_task]
+        expected = {"cross_encoder"} | {f"two_input:{fusion}:{cfg.pooling}" for fusion in cfg.fusions}
+        assert expected <= set(pair["variant"])
+        multitask = "multitask:" + "+".join(cfg.tasks)
+        for task in cfg.tasks:
+            assert {multitask, "single_task"} <= set(table[table["task"] == task]["variant"])
+        budget = frame[frame["variant"].isin([multitask, "single_task"])].groupby(["task", "variant"])[
+            "train_examples"].first().unstack()
+        assert (budget[multitask] == budget["single_task"]).all()  # the same examples per task
+        assert table["dev_score_median"].between(-1, 1).all()
+
+
+def _tiny_env(tmp_path, name=""):
     env = {**os.environ, "BB_PRESET": "tiny", "BB_OUTPUT_DIR": str(tmp_path / "outputs"),
            "BB_RUNS_DIR": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1"}
+    if name == "05_layer_probes":  # span probes on a tiny SQuAD 2.0 file (none ships with the data)
+        from test_squad import squad_dict
+
+        path = tmp_path / "tiny_squad2.json"
+        path.write_text(json.dumps(squad_dict()))
+        env.update(BB_SQUAD_TRAIN=str(path), BB_SQUAD_DEV=str(path))
     return env
 
 
@@ -74,7 +116,7 @@ def test_notebooks_are_found():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_a_kernel(path, tmp_path, monkeypatch):
-    for key, value in _tiny_env(tmp_path).items():
+    for key, value in _tiny_env(tmp_path, path.stem).items():
         monkeypatch.setenv(key, value)
     notebook = jupytext.read(path)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
@@ -86,7 +128,7 @@ def test_notebook_runs_in_a_kernel(path, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_as_a_plain_script_from_another_directory(path, tmp_path):
-    completed = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=_tiny_env(tmp_path),
+    completed = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=_tiny_env(tmp_path, path.stem),
                                capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     check_outputs(path.stem, tmp_path / "outputs")
@@ -95,7 +137,7 @@ def test_notebook_runs_as_a_plain_script_from_another_directory(path, tmp_path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_tiny_run_without_output_dir_stays_out_of_outputs(path, tmp_path):
     """README's quick run (BB_PRESET=tiny, no BB_OUTPUT_DIR) must not write into the committed outputs/."""
-    env = _tiny_env(tmp_path)
+    env = _tiny_env(tmp_path, path.stem)
     del env["BB_OUTPUT_DIR"]
     completed = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True,
                                timeout=600)

@@ -94,3 +94,16 @@ def test_unwritable_output_folder_fails_before_training(tmp_path):
     cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny"})
     with pytest.raises(ResultsError, match="cannot write results"):
         bb.run_glue(cfg, blocker / "sub" / "out.csv")
+
+
+@pytest.mark.parametrize("version, dropped", [(1, ["variant", "layer"]), (2, ["layer"])])
+def test_files_of_older_schema_versions_load_with_the_added_columns_defaulted(tmp_path, version, dropped):
+    path = tmp_path / "old.csv"
+    old = pd.DataFrame(_rows()).drop(columns=dropped).assign(schema_version=version)
+    old.to_csv(path, index=False)
+    frame = bb.load_results(path)
+    assert list(frame.columns) == list(COLUMNS)
+    assert (frame["layer"] == -1).all() and (frame["variant"] == "").all()
+    bb.write_results(_rows("new-run"), path)  # a newer run merges into the old file
+    merged = bb.load_results(path)
+    assert set(merged["schema_version"]) == {version, SCHEMA_VERSION} and len(merged) == 4

@@ -7,6 +7,8 @@ from .data.examples import DataError, Examples
 from .data.glue import TASKS, GlueTask, get_task, load_glue, read_glue_tsv
 from .data.text_label import examples_from_hf, read_bert_tsv, read_csv, read_jsonl
 from .glue_finetune import GlueConfig, glue_summary, run_glue, run_id_for
+from .heads import HeadModel, MultitaskModel, SequenceClassifier, TwoInputModel, pool
+from .heads_finetune import HeadsConfig, heads_summary, run_heads
 from .longdoc_finetune import (
                                LongDocConfig,
                                compare_to,
@@ -19,6 +21,7 @@ from .memory import PeakMemory
 from .models import build_classifier, load_tokenizer, resolve_model, self_check
 from .paths import data_dir, outputs_dir, repo_root, runs_dir
 from .pretrain import PretrainConfig, pretrain
+from .probes import ProbeConfig, plot_layer_curves, probe_summary, run_probes, selectivity
 from .results import load_results, write_results
 from .tokenizer_train import TokenizerConfig, run_tokenizers, tokenizer_dir
 
@@ -30,5 +33,8 @@ __all__ = [
     "run_id_for", "build_classifier", "load_tokenizer", "resolve_model", "self_check", "data_dir", "outputs_dir",
     "repo_root", "runs_dir", "load_results", "write_results", "Corpus", "open_corpus", "TokenizerConfig",
     "run_tokenizers", "tokenizer_dir", "PretrainConfig", "pretrain", "Documents", "fixed_split", "kfold_splits",
-    "load_documents", "LongDocConfig", "longdoc_summary", "plot_score_vs_tokens", "run_long_documents", "PeakMemory", "compare_to", "predictions_path",
+    "load_documents", "LongDocConfig", "longdoc_summary", "plot_score_vs_tokens", "run_long_documents", "PeakMemory",
+    "compare_to", "predictions_path",
+    "HeadModel", "MultitaskModel", "SequenceClassifier", "TwoInputModel", "pool", "HeadsConfig", "heads_summary",
+    "run_heads", "ProbeConfig", "plot_layer_curves", "probe_summary", "run_probes", "selectivity",
 ]

@@ -226,38 +226,79 @@ def init_label(cfg: GlueConfig) -> str:
 
 
 def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, results_path: Path,
-                  verbose: bool = True, encoded: EncodedTask | None = None) -> pd.DataFrame:
+                  verbose: bool = True, encoded: EncodedTask | None = None, *, notebook: str = NOTEBOOK,
+                  variant: str = "") -> pd.DataFrame:
     """Fine-tune once on one task with one seed; write the run's rows to ``results_path``; return them.
 
     ``encoded`` (from :func:`encode_task`) lets several seeds share one tokenisation; built here when omitted.
+    ``notebook`` / ``variant`` label the rows when another notebook runs this cross-encoder as its reference (the
+    run id then starts with the variant).
     """
     from transformers import set_seed
 
     task = get_task(task_name)
     cfg = cfg.for_task(task.name).replace(seeds=(seed,))
-    run_id = run_id_for(cfg, task.name, seed)
+    run_id = (f"{variant}-" if variant else "") + run_id_for(cfg, task.name, seed)
     run_dir = runs_dir() / "glue" / run_id
     started = time.perf_counter()
     configure_threads(cfg.num_threads)
     set_seed(seed)
 
     encoded = encoded or encode_task(cfg, data)
-    tokenizer, train_set, selection_set = encoded.tokenizer, encoded.train, encoded.selection
+    tokenizer = encoded.tokenizer
     model, head_init = build_classifier(
         cfg.warm_start or cfg.model, tokenizer, task.label_names, regression=task.is_regression,
         max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
         dropout=cfg.dropout if cfg.dropout >= 0 else None)
     collate = PadCollator(tokenizer, regression=task.is_regression)
-    sampler = LengthGroupedBatchSampler(train_set.lengths, cfg.batch_size, seed=seed,
-                                        group_factor=50 if cfg.group_by_length else 0)
-    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
 
     # Self-check on a real batch of this task before spending any compute on it.
-    decoded = self_check(tokenizer, collate([train_set[i] for i in range(min(4, len(train_set)))]),
+    decoded = self_check(tokenizer, collate([encoded.train[i] for i in range(min(4, len(encoded.train)))]),
                          text_pair=data.train.is_pair, vocab_size=model.get_input_embeddings().num_embeddings)
     if verbose:
         print(f"[{task.name} seed {seed}] {len(data.train)} train examples, head {head_init}; first input: {decoded}")
 
+    model, outcome = fit_and_evaluate(cfg, task, model, encoded.train, encoded.selection, encoded.evals, collate,
+                                      data, seed, run_dir, tokenizer, desc=f"{task.name} s{seed}")
+    for split, examples in data.tests.items():
+        logits = predict(model, encoded.tests[split], collate, cfg.eval_batch_size, outcome.accelerator, desc=split)
+        write_submission(task, split, examples, logits, run_dir / "submission")
+    if task.name == "mnli" and cfg.predict_test:
+        try:
+            ax = load_glue("ax", "test", source=cfg.data_source)
+            logits = predict(model, encode(ax, tokenizer, cfg.max_len), collate, cfg.eval_batch_size,
+                             outcome.accelerator)
+            write_submission(TASKS["ax"], "test", ax, logits, run_dir / "submission")
+        except DataError as err:
+            print(f"[mnli] no AX predictions: {err}")
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(run_dir / "best", ignore_errors=True)
+
+    rows = run_rows(cfg, task, seed, run_id, notebook, variant, head_init, outcome, len(data.train), started)
+    write_results(rows, results_path)
+    if verbose:
+        print(f"[{task.name} seed {seed}] dev score {outcome.dev_score:.4f} (best epoch "
+              f"{outcome.result.best_epoch + 1}, {rows[0]['wall_s']:.0f} s)")
+    return pd.DataFrame(rows)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What :func:`fit_and_evaluate` measured: the fit, the result entries and the mean dev score."""
+
+    result: object  # train.FitResult
+    entries: list[tuple[str, int, str, float]]
+    dev_score: float
+    accelerator: object
+
+
+def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selection_set, eval_sets: dict, collate,
+                     data: TaskData, seed: int, run_dir: Path, tokenizer, desc: str) -> tuple[object, Outcome]:
+    """Train ``model`` under ``cfg``'s selection protocol (length-grouped shuffled batches, best epoch reloaded),
+    then score it on every labelled evaluation split. Shared by the cross-encoder and the heads of notebook 05."""
+    sampler = LengthGroupedBatchSampler(train_set.lengths, cfg.batch_size, seed=seed,
+                                        group_factor=50 if cfg.group_by_length else 0)
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
     accelerator = make_accelerator(cfg.train_settings())
 
     def evaluate(current_model) -> dict[str, float]:
@@ -269,7 +310,7 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
     tensorboard_dir = str(run_dir / "tensorboard") if cfg.tensorboard else None
     model, result = fit(
         model, loader, evaluate if selection_set is not None else None, "score", cfg.train_settings(tensorboard_dir),
-        run_dir / "best", accelerator, save_extra=tokenizer.save_pretrained, desc=f"{task.name} s{seed}")
+        run_dir / "best", accelerator, save_extra=tokenizer.save_pretrained, desc=desc)
 
     # Report on the labelled evaluation splits with the reloaded best (or last) weights.
     entries: list[tuple[str, int, str, float]] = []
@@ -281,7 +322,7 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
                         if key not in ("epoch", "train_loss", "lr")]
     split_scores = []
     for split, examples in data.evals.items():
-        logits = predict(model, encoded.evals[split], collate, cfg.eval_batch_size, accelerator, desc=split)
+        logits = predict(model, eval_sets[split], collate, cfg.eval_batch_size, accelerator, desc=split)
         values = M.task_metrics(task, logits, examples.labels)
         split_scores.append(M.task_score(task, values))
         entries += [(split, result.best_epoch, key, value) for key, value in values.items()]
@@ -290,33 +331,20 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
     entries.append(("train", result.best_epoch, "examples_per_s", result.examples_seen / result.train_seconds))
     entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
+    return model, Outcome(result, entries, dev_score, accelerator)
 
-    for split, examples in data.tests.items():
-        logits = predict(model, encoded.tests[split], collate, cfg.eval_batch_size, accelerator, desc=split)
-        write_submission(task, split, examples, logits, run_dir / "submission")
-    if task.name == "mnli" and cfg.predict_test:
-        try:
-            ax = load_glue("ax", "test", source=cfg.data_source)
-            logits = predict(model, encode(ax, tokenizer, cfg.max_len), collate, cfg.eval_batch_size, accelerator)
-            write_submission(TASKS["ax"], "test", ax, logits, run_dir / "submission")
-        except DataError as err:
-            print(f"[mnli] no AX predictions: {err}")
-    if not cfg.keep_checkpoints:
-        shutil.rmtree(run_dir / "best", ignore_errors=True)
 
+def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: str, variant: str, head_init: str,
+             outcome: Outcome, train_examples: int, started: float) -> list[dict]:
+    """The results rows of one fine-tuning run (protocol columns from ``cfg``)."""
     common = {
-        "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
-        "task": task.name, "seed": seed, "init": init_label(cfg), "head_init": head_init,
-        "selection": SELECTION_LABELS[cfg.selection],
-        "max_len": cfg.max_len, "train_examples": len(data.train), "device": device_description(accelerator.device),
+        "run_id": run_id, "notebook": notebook, "preset": cfg.preset, "model": model_label(cfg.model),
+        "task": task.name, "variant": variant, "seed": seed, "init": init_label(cfg), "head_init": head_init,
+        "selection": SELECTION_LABELS[cfg.selection], "max_len": cfg.max_len, "train_examples": train_examples,
+        "device": device_description(outcome.accelerator.device),
         "wall_s": round(time.perf_counter() - started, 2), "config": cfg.to_json(),
     }
-    rows = make_rows(common, entries)
-    write_results(rows, results_path)
-    if verbose:
-        print(f"[{task.name} seed {seed}] dev score {dev_score:.4f} (best epoch {result.best_epoch + 1}, "
-              f"{common['wall_s']:.0f} s)")
-    return pd.DataFrame(rows)
+    return make_rows(common, outcome.entries)
 
 
 def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:

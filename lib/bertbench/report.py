@@ -1,8 +1,8 @@
 """Markdown tables of committed results, so README numbers come from outputs/ and never from typing.
 
 ``python -m bertbench.report`` prints every table; ``python -m bertbench.report --update-readme`` rewrites the blocks
-of README.md between ``<!-- NAME-table:start -->`` and ``<!-- NAME-table:end -->`` (NAME = tokenizer, pretrain, glue, longdoc),
-and a test checks that README and outputs/ agree.
+of README.md between ``<!-- NAME-table:start -->`` and ``<!-- NAME-table:end -->`` (NAME = one of :data:`BLOCKS`), and a
+test checks that README and outputs/ agree.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import pandas as pd
 
 from .data.glue import get_task
 from .glue_finetune import glue_summary
+from .heads_finetune import heads_summary
 from .longdoc_finetune import compare_to, longdoc_summary, predictions_path
 from .paths import outputs_dir, repo_root
+from .probes import probe_summary
 from .results import load_results
 
 
@@ -135,11 +137,57 @@ def _longdoc_block(frame: pd.DataFrame, folder: Path) -> str:
     return longdoc_markdown(frame, predictions)
 
 
+def probes_markdown(frame: pd.DataFrame) -> str:
+    """Per task: dev accuracy of every layer's probe (rows: model x probe), with the majority class and the
+    fine-tuned model's own head beneath."""
+    table = probe_summary(frame[frame["task"] != "squad2"])
+    parts = []
+    for task, part in table.groupby("task", sort=False):
+        curves = part[part["layer"] >= 0]
+        layers = sorted(curves["layer"].unique())
+        lines = [f"**{task}** — dev accuracy per layer (0 = embeddings)", "",
+                 "| model | probe | " + " | ".join(str(layer) for layer in layers) + " |",
+                 "|---|---|" + "---:|" * len(layers)]
+        for (init, variant), curve in curves.groupby(["init", "variant"], sort=True):
+            values = curve.set_index("layer")["accuracy"]
+            lines.append(f"| {init} | `{variant}` | " + " | ".join(f"{values.get(layer, float('nan')):.3f}"
+                                                               for layer in layers) + " |")
+        floor = part[part["variant"] == "majority"]["accuracy"]
+        own = part[part["variant"] == "full_model"]["accuracy"]
+        runs = frame[frame["task"] == task].drop_duplicates("run_id")
+        note = f"Majority class: {floor.iloc[0]:.3f}." if len(floor) else ""
+        if len(own):
+            note += f" The fine-tuned model's own head: {own.iloc[0]:.3f}."
+        note += (f" Probes trained on {int(runs['train_examples'].iloc[0])} training examples; preset "
+                 f"`{_joined(runs['preset'])}`, device `{_joined(runs['device'])}`.")
+        parts.append("\n".join(lines + ["", note.strip()]))
+    return "\n\n".join(parts)
+
+
+def heads_markdown(frame: pd.DataFrame) -> str:
+    """Dev score per (task, model variant): median over seeds with the range, and training speed."""
+    table = heads_summary(frame)
+    lines = ["| task | model | seeds | dev score (median) | min – max | train examples/s |",
+             "|---|---|---:|---:|---:|---:|"]
+    for row in table.itertuples(index=False):
+        names = get_task(row.task).score_metrics
+        lines.append(f"| {row.task} ({' + '.join(names)}) | `{row.variant}` | {row.seeds} | "
+                     f"{row.dev_score_median:.4f} | {row.dev_score_min:.4f} – {row.dev_score_max:.4f} | "
+                     f"{row.train_examples_per_s:.1f} |")
+    runs = frame.drop_duplicates("run_id")
+    lines += ["", f"Preset `{_joined(runs['preset'])}`, selection `{_joined(runs['selection'])}`, device "
+                  f"`{_joined(runs['device'])}`; {len(runs)} runs, {runs['wall_s'].astype(float).sum() / 60:.0f} "
+                  "min of run time in all."]
+    return "\n".join(lines)
+
+
 BLOCKS = {
     "tokenizer": ("01_train_tokenizer.csv", lambda frame, folder: tokenizer_markdown(frame)),
     "pretrain": ("02_pretrain_mlm.csv", lambda frame, folder: pretrain_markdown(frame)),
     "glue": ("03_glue_finetune.csv", lambda frame, folder: glue_markdown(frame)),
     "longdoc": ("04_long_documents.csv", _longdoc_block),
+    "probes": ("05_layer_probes.csv", lambda frame, folder: probes_markdown(frame)),
+    "heads": ("05_model_heads.csv", lambda frame, folder: heads_markdown(frame)),
 }
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-SCHEMA_VERSION = 2
-# Columns added after version 1, with the value that rows of older files get when they are read.
-ADDED_COLUMNS = {"variant": ""}
+SCHEMA_VERSION = 3
+# Columns added after version 1: column -> (the version that added it, the value rows of older files get).
+ADDED_IN = {"variant": (2, ""), "layer": (3, -1)}
+ADDED_COLUMNS = {column: default for column, (_version, default) in ADDED_IN.items()}
 
 # column -> dtype kind ("str", "int", "float"); order is the file's column order
 COLUMNS: dict[str, str] = {
@@ -30,6 +31,7 @@ COLUMNS: dict[str, str] = {
     "model": "str",
     "task": "str",
     "variant": "str",  # what differs between runs of one model and task (notebook 04: strategy+aggregation)
+    "layer": "int",  # the encoder layer a probe read (0 = embeddings); -1 for rows that are not per layer
     "seed": "int",
     "split": "str",
     "step": "int",
@@ -64,8 +66,9 @@ def validate(frame: pd.DataFrame, source: str = "rows") -> pd.DataFrame:
     """Check columns, types and required values; return the frame with the schema's column order and dtypes."""
     if len(frame) and "schema_version" in frame.columns:
         frame = frame.copy()
-        for column, default in ADDED_COLUMNS.items():  # files written before the column existed
-            if column not in frame.columns and pd.to_numeric(frame["schema_version"], errors="coerce").max() < 2:
+        newest = pd.to_numeric(frame["schema_version"], errors="coerce").max()
+        for column, (version, default) in ADDED_IN.items():  # files written before the column existed
+            if column not in frame.columns and newest < version:
                 frame.insert(list(COLUMNS).index(column), column, default)
     missing = [column for column in COLUMNS if column not in frame.columns]
     if missing:

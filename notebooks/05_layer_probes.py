@@ -1,0 +1,79 @@
+# %% [markdown]
+# # 05 · Layer-wise probes: what each layer makes linearly readable, before and after fine-tuning
+#
+# Freezes an encoder (default: the packaged all-MiniLM-L6-v2), takes the hidden states of every layer (layer 0 = the
+# embeddings) once — cached on disk under `runs/cache/probe_states/` — and trains a softmax-regression probe
+# (dropout + linear) on each layer independently, for the pretrained model and for the same model fine-tuned on
+# the task by the GLUE notebook (`runs/glue/<run id>/best`; fine-tuned here first when missing).
+#
+# - **Sentence probes** on GLUE tasks (default SST-2 and CoLA; `BB_TASKS`), CLS vector and mean pooling
+#   (`BB_POOLINGS`), trained on a fixed 4,000-example subset of the training split, scored on dev.
+# - **Floors and ceiling:** the majority class (a probe at that line decodes nothing), the fine-tuned model's own
+#   head, and a control task (`BB_CONTROL=word_type`: a random label per word type, the example labelled by its
+#   first word) whose accuracy the task probe should beat — selectivity.
+# - **Span probes** (SQuAD 2.0): a start and an end probe per layer over token states, with the no-answer threshold
+#   chosen on the probe's training questions; run when `BB_SQUAD_TRAIN` and `BB_SQUAD_DEV` name SQuAD 2.0 JSON files
+#   (none ship here), next to the always-no-answer baseline.
+# - **Outputs:** `outputs/05_layer_probes.csv` (one row per model, task, probe, layer, split, metric; `layer` column,
+#   `init` = pretrained / finetuned), `outputs/figures/05_layer_probes.png`; probe weights (safetensors) under
+#   `runs/probes/`. `tiny` runs write to `runs/tiny-outputs/` instead.
+#
+# Quick run: `BB_PRESET=tiny python notebooks/05_layer_probes.py`
+
+# %%
+import bertbench as bb
+
+# %%
+cfg = bb.ProbeConfig.from_env()
+results_path = bb.outputs_dir(cfg.preset) / "05_layer_probes.csv"  # tiny runs never land in outputs/
+print(cfg)
+print("results ->", results_path)
+
+# %% [markdown]
+# ## Probe every layer of both models
+# The fine-tuning (when its checkpoint is missing) runs notebook 03's code with its preset; the states of each model
+# and split are computed once and every probe (tasks, controls, poolings) reads the cache.
+
+# %%
+runs = bb.run_probes(cfg, results_path)
+
+# %% [markdown]
+# ## Dev accuracy per layer, with the floors
+
+# %%
+results = bb.load_results(results_path)
+results = results[results["preset"] == cfg.preset]
+table = bb.probe_summary(results)
+wide = table[table["layer"] >= 0].pivot_table(index=["task", "init", "variant"], columns="layer", values="accuracy")
+print(wide.round(3).to_string())
+print(table[table["layer"] < 0].round(4).to_string(index=False))
+
+# %%
+figure_path = results_path.parent / "figures" / "05_layer_probes.png"
+figure = bb.plot_layer_curves(results, figure_path)
+print("figure ->", figure_path)
+
+# %% [markdown]
+# ## Selectivity and what fine-tuning changed
+# Task-probe accuracy minus control-probe accuracy per layer; then, per task and pooling, the best layer of each
+# model against the majority class.
+
+# %%
+chosen = bb.selectivity(results)
+if len(chosen):
+    print(chosen.pivot_table(index=["task", "init", "pooling"], columns="layer", values="selectivity")
+          .round(3).to_string())
+for (task, variant), part in table[table["variant"].str.startswith("probe:")].groupby(["task", "variant"]):
+    floor = table[(table["task"] == task) & (table["variant"] == "majority")]["accuracy"].iloc[0]
+    line = []
+    for init, curve in part.groupby("init"):
+        best = curve.sort_values("accuracy").iloc[-1]
+        line.append(f"{init} best layer {int(best['layer'])} {best['accuracy']:.3f} "
+                    f"(last layer {curve.sort_values('layer')['accuracy'].iloc[-1]:.3f})")
+    print(f"{task} {variant}: majority {floor:.3f}; " + "; ".join(line))
+
+# %%
+squad = results[results["task"] == "squad2"]
+if len(squad):
+    curve = squad[(squad["split"] == "dev") & (squad["metric"] == "f1")][["variant", "layer", "value"]]
+    print(curve.round(2).to_string(index=False))
