@@ -130,11 +130,15 @@ class GlueConfig(BaseConfig):
             tensorboard_dir=tensorboard_dir)
 
 
+def config_hash(cfg: BaseConfig, **extra) -> str:
+    """10 hex digits identifying ``cfg`` (thread count aside) plus ``extra``: equal settings, equal hash."""
+    blob = json.dumps({**{k: v for k, v in cfg.to_dict().items() if k != "num_threads"}, **extra}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
 def run_id_for(cfg: GlueConfig, task: str, seed: int) -> str:
     """Stable id of one (task, seed) run: re-running the same configuration replaces its rows."""
-    effective = cfg.for_task(task).replace(seeds=(seed,))
-    blob = json.dumps({k: v for k, v in effective.to_dict().items() if k not in ("num_threads",)}, sort_keys=True)
-    return f"{task}-s{seed}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+    return f"{task}-s{seed}-{config_hash(cfg.for_task(task).replace(seeds=(seed,)))}"
 
 
 @dataclasses.dataclass

@@ -16,8 +16,6 @@ part in any choice), so a row here and a row of notebook 03 with the same settin
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import statistics
 import time
 from pathlib import Path
@@ -34,6 +32,7 @@ from .encoding import PadCollator, encode
 from .glue_finetune import (
     GlueConfig,
     Outcome,
+    config_hash,
     encode_task,
     fit_and_evaluate,
     load_task_data,
@@ -142,7 +141,7 @@ def run_pair_study(cfg: HeadsConfig, results_path: str | Path, verbose: bool = T
                                   "regression" if task.is_regression else "single_label_classification",
                                   pooling=cfg.pooling, fusion=fusion, dropout=cfg.head_dropout)
             _check_inputs(tokenizer, pairs["train"].first, model)
-            run_id = f"{variant.replace(':', '-')}-{_run_hash(task_cfg, seed, variant)}"
+            run_id = f"{variant.replace(':', '-')}-{config_hash(task_cfg, seed=seed, variant=variant)}"
             model, outcome = fit_and_evaluate(task_cfg, task, model, pairs["train"], pairs["selection"],
                                               pairs["evals"], collate, data, seed, runs_dir() / "heads" / run_id,
                                               tokenizer, desc=f"{task.name} {fusion} s{seed}")
@@ -153,12 +152,6 @@ def run_pair_study(cfg: HeadsConfig, results_path: str | Path, verbose: bool = T
                 print(f"[{task.name} two-input {fusion} seed {seed}] dev score {outcome.dev_score:.4f}")
             frames.append(pd.DataFrame(rows))
     return pd.concat(frames, ignore_index=True)
-
-
-def _run_hash(cfg: GlueConfig, seed: int, variant: str) -> str:
-    blob = json.dumps({**{k: v for k, v in cfg.to_dict().items() if k != "num_threads"}, "seed": seed,
-                       "variant": variant}, sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
 class TaskView(nn.Module):
@@ -215,7 +208,7 @@ def run_multitask(cfg: HeadsConfig, tasks: tuple[str, ...], seed: int, results_p
 
     variant = "single_task" if len(tasks) == 1 else "multitask:" + "+".join(tasks)
     run_id = f"{'multitask' if len(tasks) > 1 else 'single'}-{'_'.join(tasks)}-s{seed}-" \
-             f"{_run_hash(cfg, seed, variant + ':' + '+'.join(tasks))}"
+             f"{config_hash(cfg, seed=seed, variant=variant + ':' + '+'.join(tasks))}"
     model, result = fit(model, loader, evaluate, "score", cfg.train_settings(), runs_dir() / "heads" / run_id / "best",
                         accelerator, save_extra=tokenizer.save_pretrained, desc=f"{variant} s{seed}")
     evals = {name: (prepared[name][2].evals["dev"], prepared[name][1].evals["dev"].labels) for name in tasks}

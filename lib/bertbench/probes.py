@@ -24,7 +24,9 @@ regression when dropout is 0 — tested against scikit-learn's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import itertools
 import json
 import random
 import re
@@ -238,8 +240,15 @@ def model_fingerprint(name: str) -> str:
     path = Path(resolve_model(name))
     if not path.is_dir():
         return name  # a hub name: its revision is what the hub serves (online users only)
+    files = sorted(path.glob("*.safetensors"))
+    # every split of every probe asks; hash each weight file once per (path, size, mtime)
+    return _files_sha1(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@functools.lru_cache(maxsize=32)
+def _files_sha1(files: tuple[tuple[str, int, int], ...]) -> str:
     digest = hashlib.sha1()
-    for file in sorted(path.glob("*.safetensors")):
+    for file, _size, _mtime in files:
         with open(file, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
@@ -478,7 +487,6 @@ def probe_task(cfg: ProbeConfig, task_name: str, model_name: str, init: str, tok
                                      batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code,
                                      desc=f"{task.name} {split} states ({init})")
               for split, ex in (("train", train), ("dev", dev))}
-    y_train = torch.tensor(train.labels)
     k = task.num_labels
     distribution = np.bincount(np.asarray(train.labels), minlength=k) / len(train)
     targets = {"probe": (train.labels, dev.labels)}
@@ -508,7 +516,7 @@ def probe_task(cfg: ProbeConfig, task_name: str, model_name: str, init: str, tok
     bar.close()
     # Floors and ceiling: the majority class of the training subset, and the fine-tuned model's own head.
     majority = np.zeros((len(dev), k))
-    majority[:, majority_label(y_train.tolist())] = 1.0
+    majority[:, majority_label(train.labels)] = 1.0
     entries += [("majority", "dev", -1, metric, value)
                 for metric, value in M.task_metrics(task, majority, dev.labels).items()]
     if "logits" in states["dev"] and states["dev"]["logits"].shape[-1] == k:
@@ -536,9 +544,10 @@ def _rows(cfg: ProbeConfig, run_id: str, task: str, init: str, model_name: str, 
               "device": device_description(torch.device("cpu")), "wall_s": round(time.perf_counter() - started, 2),
               "config": json.dumps({**cfg.to_dict(), "encoder": model_name}, sort_keys=True)}
     rows = []
-    for variant, split, layer, metric, value in entries:
+    for (variant, layer), group in itertools.groupby(entries, key=lambda entry: (entry[0], entry[2])):
         step = -1 if variant in ("majority", "full_model", "always_no_answer") else cfg.probe_epochs
-        rows += make_rows({**common, "variant": variant, "layer": layer}, [(split, step, metric, value)])
+        rows += make_rows({**common, "variant": variant, "layer": layer},
+                          [(split, step, metric, value) for _, split, _, metric, value in group])
     return rows
 
 
