@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs probes heads lab lint clean
+.PHONY: install test test-all glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate lab lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -56,9 +56,13 @@ probes: install  ## notebook 05, cpu preset: per-layer probes on SST-2 and CoLA,
 heads: install  ## notebook 05, cpu preset: bi-encoder vs cross-encoder on MRPC, multitask vs single-task
 	$(BIN)/python notebooks/05_model_heads.py
 
+aggregate: install  ## notebook 06: every outputs/*.csv, DitBERT's runs and published numbers side by side (seconds)
+	$(BIN)/python notebooks/06_aggregate_results.py
+
 lab: install  ## JupyterLab with jupytext: notebooks/*.py open as notebooks
 	$(BIN)/python -m pip install -q -e ".[lab]" "$(TORCH)"
-	$(BIN)/jupyter lab --ServerApp.root_dir=. $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.contents_manager_class=jupytext.TextFileContentsManager \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: install
 	$(BIN)/python -m pip install -q ruff

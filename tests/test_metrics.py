@@ -73,3 +73,18 @@ def test_glue_summary_takes_the_median_over_seeds_and_keeps_mnli_splits_apart():
     rte = table.set_index("task").loc["rte"]
     assert (rte["score_median"], rte["score_min"], rte["score_max"]) == pytest.approx((0.6, 0.5, 0.7))
     assert means["amean"] == pytest.approx((0.79 + 0.6) / 2) and "cola" in means["missing"]
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_mcc_matches_scikit_learn_and_is_zero_for_a_constant_prediction(classes):
+    """A majority-class model has no skill: MCC 0, as GLUE's scorer (scikit-learn) says. torchmetrics 1.9 returns
+    0.0256 for an all-"acceptable" CoLA dev prediction (issue #3355), which once leaked into committed rows."""
+    rng = np.random.default_rng(classes)
+    labels = rng.integers(0, classes, 500)
+    preds = np.where(rng.random(500) < 0.4, rng.integers(0, classes, 500), labels)
+    got = M.classification_metrics(preds, labels, classes, ("mcc",))["mcc"]
+    assert got == pytest.approx(matthews_corrcoef(labels, preds), abs=1e-12)
+    cola_dev = np.array([1] * 721 + [0] * 322)
+    for constant in (0, 1):
+        assert M.classification_metrics(np.full(1043, constant), cola_dev, 2, ("mcc",))["mcc"] == 0.0
+    assert M.matthews(np.full((1, 10), 1), np.full((1, 10), 1))[0] == 0.0  # undefined both ways: 0

@@ -24,6 +24,15 @@ def check_outputs(name: str, output_dir: Path) -> None:
     path = output_dir / f"{name}.csv"
     assert path.is_file(), f"{name} wrote no {path.name}"
     frame = bb.load_results(path)
+    if name == "06_aggregate_results":  # aggregated rows carry their sources' presets
+        assert set(frame["notebook"]) == {name} and {"tiny", "published"} <= set(frame["preset"])
+        models = set(frame[frame["preset"] == "tiny"]["model"])
+        assert models == {"alpha", "beta", "gamma"}, models  # the synthetic runs of _tiny_env
+        alpha = frame[(frame["model"] == "alpha") & (frame["task"] == "glue")].set_index("metric")["value"]
+        assert alpha["tasks"] == 3 and 0 < alpha["amean"] < 1
+        assert "### GLUE dev" in path.with_suffix(".md").read_text()
+        assert (output_dir / "figures" / "06_glue.png").is_file()
+        return
     assert set(frame["notebook"]) == {name} and set(frame["preset"]) == {"tiny"}
     if name == "01_train_tokenizer":
         cfg = bb.TokenizerConfig.from_env(environ={"BB_PRESET": "tiny"})
@@ -107,6 +116,11 @@ def _tiny_env(tmp_path, name=""):
         path = tmp_path / "tiny_squad2.json"
         path.write_text(json.dumps(squad_dict()))
         env.update(BB_SQUAD_TRAIN=str(path), BB_SQUAD_DEV=str(path))
+    if name == "06_aggregate_results":  # something to aggregate, wherever the notebook looks
+        from test_aggregate_results import write_synthetic_outputs
+
+        write_synthetic_outputs(tmp_path / "outputs")
+        write_synthetic_outputs(tmp_path / "runs" / "tiny-outputs")
     return env
 
 

@@ -1,12 +1,23 @@
 """bertbench: a research workbench for BERT-family encoders. This module is the API the notebooks use."""
 
+from .aggregate_results import (
+                                AggregateConfig,
+                                ProtocolError,
+                                aggregate_outputs,
+                                compare_systems,
+                                glue_cells,
+                                glue_table,
+                                import_ditbert,
+                                load_references,
+                                write_aggregation,
+)
 from .config import BaseConfig
 from .data.corpus import Corpus, open_corpus
 from .data.documents import Documents, fixed_split, kfold_splits, load_documents
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, GlueTask, get_task, load_glue, read_glue_tsv
 from .data.text_label import examples_from_hf, read_bert_tsv, read_csv, read_jsonl
-from .glue_finetune import GlueConfig, glue_summary, run_glue, run_id_for
+from .glue_finetune import GlueConfig, glue_summary, predict_saved_runs, prediction_metrics, run_glue, run_id_for
 from .heads import HeadModel, MultitaskModel, SequenceClassifier, TwoInputModel, pool
 from .heads_finetune import HeadsConfig, heads_summary, run_heads
 from .longdoc_finetune import (
@@ -14,7 +25,6 @@ from .longdoc_finetune import (
                                compare_to,
                                longdoc_summary,
                                plot_score_vs_tokens,
-                               predictions_path,
                                run_long_documents,
 )
 from .memory import PeakMemory
@@ -22,7 +32,7 @@ from .models import build_classifier, load_tokenizer, resolve_model, self_check
 from .paths import data_dir, outputs_dir, repo_root, runs_dir
 from .pretrain import PretrainConfig, pretrain
 from .probes import ProbeConfig, plot_layer_curves, probe_summary, run_probes, selectivity
-from .results import load_results, write_results
+from .results import load_results, predictions_path, write_results
 from .tokenizer_train import TokenizerConfig, run_tokenizers, tokenizer_dir
 
 __version__ = "0.1.0"
@@ -34,7 +44,9 @@ __all__ = [
     "repo_root", "runs_dir", "load_results", "write_results", "Corpus", "open_corpus", "TokenizerConfig",
     "run_tokenizers", "tokenizer_dir", "PretrainConfig", "pretrain", "Documents", "fixed_split", "kfold_splits",
     "load_documents", "LongDocConfig", "longdoc_summary", "plot_score_vs_tokens", "run_long_documents", "PeakMemory",
-    "compare_to", "predictions_path",
+    "compare_to", "predictions_path", "predict_saved_runs", "prediction_metrics",
     "HeadModel", "MultitaskModel", "SequenceClassifier", "TwoInputModel", "pool", "HeadsConfig", "heads_summary",
-    "run_heads", "ProbeConfig", "plot_layer_curves", "probe_summary", "run_probes", "selectivity",
+    "run_heads", "AggregateConfig", "ProtocolError", "aggregate_outputs", "compare_systems", "glue_cells", "glue_table",
+    "import_ditbert", "load_references", "write_aggregation",
+    "ProbeConfig", "plot_layer_curves", "probe_summary", "run_probes", "selectivity",
 ]

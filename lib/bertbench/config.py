@@ -109,6 +109,21 @@ class BaseConfig:
         values = {name: coerce(val, types_by_field[name], name) for name, val in values.items()}
         return cls(**values)
 
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, ignore_unknown: bool = False):
+        """The config that :meth:`to_dict` wrote (a result row's ``config`` JSON); lists become tuples again.
+
+        Args:
+            ignore_unknown: drop keys this class has no field for (a subclass's row read as its base class);
+                otherwise they are an error. Fields the row lacks (added since) take their defaults.
+        """
+        types_by_field = cls.field_types()
+        unknown = sorted(set(values) - set(types_by_field))
+        if unknown and not ignore_unknown:
+            raise ValueError(f"{cls.__name__} has no field(s) {unknown}")
+        return cls(**{name: coerce(val, types_by_field[name], name) for name, val in values.items()
+                      if name in types_by_field})
+
     def replace(self, **changes: Any):
         """A copy with ``changes`` (strings are coerced like environment values); validated again."""
         types_by_field = self.field_types()

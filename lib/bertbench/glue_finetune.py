@@ -5,6 +5,10 @@ Selection protocol (the ``selection`` column of every row):
   reported on the dev split, which played no part in any choice.
 - ``dev``: the best epoch is chosen on dev and reported on dev — optimistic (DitBERT's rule); labelled as such.
 - ``last``: no selection; the last epoch is reported on dev.
+
+Each run's per-example predictions on its labelled evaluation splits (dev; MNLI's dev_matched and dev_mismatched) go
+to ``predictions/`` beside the results file (:func:`prediction_frame`), for bootstrap intervals and paired tests;
+:func:`predict_saved_runs` backfills them for older runs from their best checkpoints.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from .data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
 from .encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, encode
 from .models import build_classifier, configure_threads, is_random, load_tokenizer, resolve_model, self_check
 from .paths import runs_dir
-from .results import check_writable, make_rows, write_results
+from .results import check_writable, load_results, make_rows, predictions_path, write_predictions, write_results
 from .train import TrainSettings, device_description, fit, make_accelerator, predict
 
 NOTEBOOK = "03_glue_finetune"
@@ -37,6 +41,12 @@ SELECTION_LABELS = {
     "dev": "best_epoch_on_dev_optimistic",
     "last": "last_epoch",
 }
+
+PREDICTION_COLUMNS = ("run_id", "task", "split", "example", "label", "prediction")
+# Written in full (the shortest exact text; float32 outputs need <= 9 digits) so that the metrics recomputed from the
+# file equal the reported ones: at 6 digits, the committed STS-B Pearson moved by 5e-6 (a tiny model's by 7e-4), and
+# one STS-B dev label is 2.33333333333333.
+PREDICTION_EXACT = ("label", "prediction")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,13 +164,12 @@ def load_task_data(cfg: GlueConfig, task: GlueTask) -> TaskData:
     training seed sees the same examples; the seeds vary initialisation and order)."""
     source = cfg.data_source
     train = load_glue(task, "train", source=source).subsample(cfg.max_train_examples, seed=0)
-    cap = lambda ex: ex.select(range(min(len(ex), cfg.max_eval_examples))) if cfg.max_eval_examples else ex  # noqa: E731
-    evals = {split: cap(load_glue(task, split, source=source)) for split in task.eval_splits}
+    evals = load_eval_splits(cfg, task)
     tests: dict[str, Examples] = {}
     if cfg.predict_test:
         for split in task.test_splits:
             try:
-                tests[split] = cap(load_glue(task, split, source=source))
+                tests[split] = load_eval_splits(cfg, task, (split,))[split]
             except DataError as err:
                 print(f"[{task.name}] no {split} predictions: {err}")
     selection = None
@@ -169,6 +178,15 @@ def load_task_data(cfg: GlueConfig, task: GlueTask) -> TaskData:
     elif cfg.selection == "dev":
         selection = evals[task.eval_splits[0]]
     return TaskData(train, selection, evals, tests)
+
+
+def load_eval_splits(cfg: GlueConfig, task: GlueTask, splits: tuple[str, ...] = ()) -> dict[str, Examples]:
+    """The task's evaluation splits (default: the labelled ones, ``task.eval_splits``), capped at
+    ``cfg.max_eval_examples`` (the first examples, in file order)."""
+    evals = {split: load_glue(task, split, source=cfg.data_source) for split in splits or task.eval_splits}
+    if cfg.max_eval_examples:
+        evals = {split: ex.select(range(min(len(ex), cfg.max_eval_examples))) for split, ex in evals.items()}
+    return evals
 
 
 @dataclasses.dataclass
@@ -279,6 +297,9 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
         shutil.rmtree(run_dir / "best", ignore_errors=True)
 
     rows = run_rows(cfg, task, seed, run_id, notebook, variant, head_init, outcome, len(data.train), started)
+    # predictions first: a run in the results file then always has its per-example predictions
+    write_predictions(prediction_frame(run_id, task, data.evals, outcome.eval_logits), predictions_path(results_path),
+                      exact=PREDICTION_EXACT)
     write_results(rows, results_path)
     if verbose:
         print(f"[{task.name} seed {seed}] dev score {outcome.dev_score:.4f} (best epoch "
@@ -288,12 +309,14 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
 
 @dataclasses.dataclass
 class Outcome:
-    """What :func:`fit_and_evaluate` measured: the fit, the result entries and the mean dev score."""
+    """What :func:`fit_and_evaluate` measured: the fit, the result entries, the mean dev score and the model outputs
+    on each evaluation split."""
 
     result: object  # train.FitResult
     entries: list[tuple[str, int, str, float]]
     dev_score: float
     accelerator: object
+    eval_logits: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # split -> (N, K)
 
 
 def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selection_set, eval_sets: dict, collate,
@@ -325,8 +348,10 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
             entries += [(selection_split, record["epoch"], key, value) for key, value in record.items()
                         if key not in ("epoch", "train_loss", "lr")]
     split_scores = []
+    eval_logits = {}
     for split, examples in data.evals.items():
-        logits = predict(model, eval_sets[split], collate, cfg.eval_batch_size, accelerator, desc=split)
+        logits = eval_logits[split] = predict(model, eval_sets[split], collate, cfg.eval_batch_size, accelerator,
+                                              desc=split)
         values = M.task_metrics(task, logits, examples.labels)
         split_scores.append(M.task_score(task, values))
         entries += [(split, result.best_epoch, key, value) for key, value in values.items()]
@@ -335,7 +360,7 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     entries.append(("train", result.best_epoch, "examples_per_s", result.examples_seen / result.train_seconds))
     entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
-    return model, Outcome(result, entries, dev_score, accelerator)
+    return model, Outcome(result, entries, dev_score, accelerator, eval_logits)
 
 
 def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: str, variant: str, head_init: str,
@@ -364,6 +389,149 @@ def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) ->
             frames.append(run_task_seed(cfg, task.name, seed, data, Path(results_path), verbose=verbose,
                                         encoded=encoded))
     return pd.concat(frames, ignore_index=True)
+
+
+def prediction_frame(run_id: str, task: GlueTask, evals: dict[str, Examples],
+                     logits: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One run's per-example predictions in the predictions file's format (:data:`PREDICTION_COLUMNS`).
+
+    Args:
+        evals: the labelled evaluation splits, each in the order its outputs were predicted.
+        logits: split -> model outputs (N, K) (K = 1 for regression).
+
+    Returns:
+        One row per (split, example): ``example`` is the position in the split, ``label`` the gold class id (the
+        target for STS-B), ``prediction`` the argmax class id (the regression output, float32 as the model gave it).
+    """
+    frames = []
+    for split, examples in evals.items():
+        outputs = np.asarray(logits[split])
+        if task.is_regression:
+            predicted, labels = outputs.reshape(-1).astype(np.float32), np.asarray(examples.labels, dtype=float)
+        else:
+            predicted, labels = outputs.argmax(axis=-1), np.asarray(examples.labels, dtype=np.int64)
+        frames.append(pd.DataFrame({"run_id": run_id, "task": task.name, "split": split,
+                                    "example": np.arange(len(examples)), "label": labels, "prediction": predicted}))
+    return pd.concat(frames, ignore_index=True)[list(PREDICTION_COLUMNS)]
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A GLUE predictions file (empty frame with the columns if there is none yet)."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame({column: [] for column in PREDICTION_COLUMNS})
+    return pd.read_csv(path, dtype={"run_id": str, "task": str, "split": str, "example": np.int64})
+
+
+def prediction_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Each run's task metrics recomputed from its per-example predictions, as the run reported them.
+
+    Returns:
+        Rows ``run_id, task, split, metric, value``: the task's metrics per evaluation split, plus the run's ``dev``
+        ``score`` (the mean task score over its evaluation splits, MNLI's matched and mismatched alike).
+    """
+    rows = []
+    for (run_id, task_name), run in predictions.groupby(["run_id", "task"], sort=False):
+        task = get_task(task_name)
+        split_scores = []
+        for split, part in run.groupby("split", sort=False):
+            part = part.sort_values("example")
+            predicted, labels = part["prediction"].to_numpy(float), part["label"].to_numpy(float)
+            if task.is_regression:  # float32 outputs, as the run scored them (the file keeps them exactly)
+                values = M.regression_metrics(predicted.astype(np.float32), labels, task.metrics)
+            else:
+                values = M.classification_metrics(predicted.astype(np.int64), labels.astype(np.int64), task.num_labels,
+                                                  task.metrics)
+            split_scores.append(M.task_score(task, values))
+            rows += [(run_id, task.name, split, metric, value) for metric, value in values.items()]
+        rows.append((run_id, task.name, "dev", "score", float(np.mean(split_scores))))
+    return pd.DataFrame(rows, columns=["run_id", "task", "split", "metric", "value"])
+
+
+def _metric_differences(recomputed: pd.DataFrame, results: pd.DataFrame) -> pd.Series:
+    """|recomputed - reported| per (split, metric) of one run; NaN where the results have no such row."""
+    reported = results.drop_duplicates(["split", "metric"], keep="last").set_index(["split", "metric"])["value"]
+    recomputed = recomputed.set_index(["split", "metric"])["value"]
+    return (recomputed - reported.reindex(recomputed.index).astype(float)).abs()
+
+
+def predict_saved_runs(results_path: str | Path, runs_dir: str | Path | None = None, *, overwrite: bool = False,
+                       tolerance: float = 1e-6, verbose: bool = True) -> pd.DataFrame:
+    """Backfill the per-example predictions of runs written before they were kept, from their best checkpoints.
+
+    For each run in ``results_path`` with a checkpoint ``<runs_dir>/glue/<run_id>/best`` and no rows in
+    :func:`~bertbench.results.predictions_path` yet (all of them with ``overwrite``): rebuild the run's config from its
+    ``config`` column, read its evaluation splits as it did (data source, ``max_eval_examples``), encode them with the
+    checkpoint's tokenizer at the run's ``max_len``, predict, recompute the task metrics from the predictions as they
+    will be written, and merge the predictions only if every recomputed value equals the run's reported dev value
+    within ``tolerance``. Runs without a checkpoint are listed and skipped.
+
+    Returns:
+        One row per run: ``run_id, task, status, examples, max_abs_diff, seconds``; status is ``written``,
+        ``has_predictions``, ``no_checkpoint`` or ``mismatch`` (nothing written; ``max_abs_diff`` says by how much).
+
+    Raises:
+        ValueError: naming every mismatched run, after the runs that matched are written.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    from .paths import runs_dir as default_runs_dir
+
+    checkpoints = Path(runs_dir) if runs_dir is not None else default_runs_dir()
+    results = load_results(results_path)
+    target = predictions_path(results_path)
+    done = set(read_predictions(target)["run_id"]) if not overwrite else set()
+    summary = []
+    for run_id, rows in results.groupby("run_id", sort=False):
+        started = time.perf_counter()
+        task = get_task(rows["task"].iloc[0])
+        best = checkpoints / "glue" / run_id / "best"
+        status = {"run_id": run_id, "task": task.name, "status": "", "examples": 0, "max_abs_diff": float("nan")}
+        if run_id in done:
+            summary.append({**status, "status": "has_predictions", "seconds": 0.0})
+            continue
+        if not (best / "config.json").is_file() or rows["task"].nunique() != 1:
+            if verbose:
+                print(f"[{run_id}] skipped: no checkpoint at {best}")
+            summary.append({**status, "status": "no_checkpoint", "seconds": 0.0})
+            continue
+        # a subclass's row (notebook 05's HeadsConfig) read as the GLUE fields that decide the evaluation
+        cfg = GlueConfig.from_dict(json.loads(rows["config"].iloc[0]), ignore_unknown=True)
+        configure_threads(cfg.num_threads)
+        evals = load_eval_splits(cfg, task)
+        tokenizer = load_tokenizer(str(best), trust_remote_code=cfg.trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(best, use_safetensors=True,
+                                                                   trust_remote_code=cfg.trust_remote_code)
+        if model.config.num_labels != max(task.num_labels, 1):
+            raise ValueError(f"{run_id}: checkpoint {best} has {model.config.num_labels} outputs, {task.name} needs "
+                             f"{task.num_labels}")
+        accelerator = make_accelerator(cfg.train_settings())
+        model.to(accelerator.device)
+        collate = PadCollator(tokenizer, regression=task.is_regression)
+        logits = {split: predict(model, encode(examples, tokenizer, cfg.max_len), collate, cfg.eval_batch_size,
+                                 accelerator, desc=split) for split, examples in evals.items()}
+        frame = prediction_frame(run_id, task, evals, logits)
+        differences = _metric_differences(prediction_metrics(frame), rows)
+        status.update(examples=len(frame), max_abs_diff=float(differences.max(skipna=False)))
+        if differences.isna().any() or differences.max() >= tolerance:
+            status["status"] = "mismatch"
+            if verbose:
+                print(f"[{run_id}] MISMATCH, not written: |recomputed - reported| = "
+                      + ", ".join(f"{split}/{metric} {diff:.3g}" for (split, metric), diff in differences.items()))
+        else:
+            write_predictions(frame, target, exact=PREDICTION_EXACT)
+            status["status"] = "written"
+            if verbose:
+                print(f"[{run_id}] {len(frame)} predictions written; metrics reproduced (max |diff| "
+                      f"{status['max_abs_diff']:.1e})")
+        summary.append({**status, "seconds": round(time.perf_counter() - started, 2)})
+    summary = pd.DataFrame(summary, columns=["run_id", "task", "status", "examples", "max_abs_diff", "seconds"])
+    mismatched = summary[summary["status"] == "mismatch"]
+    if len(mismatched):
+        raise ValueError(f"{results_path}: recomputed dev metrics differ from the reported ones for "
+                         + ", ".join(f"{row.run_id} (max |diff| {row.max_abs_diff:.3g})"
+                                     for row in mismatched.itertuples()) + "; their predictions were not written")
+    return summary
 
 
 def glue_summary(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

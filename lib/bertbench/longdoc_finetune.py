@@ -38,7 +38,7 @@ from .glue_finetune import model_label
 from .memory import PeakMemory
 from .models import build_classifier, configure_threads, is_random, load_tokenizer, self_check
 from .paths import runs_dir
-from .results import check_writable, make_rows, write_results
+from .results import check_writable, make_rows, predictions_path, write_predictions, write_results
 from .train import TrainSettings, device_description, fit, make_accelerator
 from .windows import STRATEGIES, DocumentBatchSampler, DocumentWindows, SpecialTokens, WindowCollator, WindowSpec
 
@@ -349,7 +349,8 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         ("run", best, f"peak_{peak.kind}_mb", peak.mb),
     ]
     common = {
-        "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model), "task": docs.name,
+        "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
+        "task": docs.name,
         "variant": run + (f" fold{fold + 1}/{cfg.cv_folds}" if cfg.cv_folds else ""), "seed": seed,
         "init": "random" if is_random(cfg.model) else "pretrained", "head_init": head_init,
         "selection": "best_epoch_on_val_split", "max_len": cfg.max_len, "train_examples": len(train_set),
@@ -369,12 +370,6 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
     return pd.DataFrame(rows)
 
 
-def predictions_path(results_path: str | Path) -> Path:
-    """Per-document test predictions live beside the results, in ``predictions/`` (not a results CSV)."""
-    results_path = Path(results_path)
-    return results_path.parent / "predictions" / results_path.name
-
-
 def save_predictions(run_id: str, ids: list[str], labels: np.ndarray, probs: np.ndarray,
                      label_names: tuple[str, ...], path: Path) -> None:
     """Merge one run's per-document test probabilities into ``path`` (earlier rows of the run replaced)."""
@@ -382,13 +377,7 @@ def save_predictions(run_id: str, ids: list[str], labels: np.ndarray, probs: np.
                           "label": [json.dumps(np.asarray(value).tolist()) for value in labels]})
     for k, name in enumerate(label_names):
         frame[f"p_{name}"] = probs[:, k]
-    if path.exists():
-        old = pd.read_csv(path, dtype={"doc_id": str, "run_id": str, "label": str})
-        frame = pd.concat([old[old["run_id"] != run_id], frame], ignore_index=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False, float_format="%.6g")
-    tmp.replace(path)
+    write_predictions(frame, path)
 
 
 def compare_to(frame: pd.DataFrame, predictions: pd.DataFrame, baseline: str = "head", metric: str = "f1",

@@ -14,9 +14,30 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-from torchmetrics.functional import accuracy, f1_score, matthews_corrcoef, pearson_corrcoef, spearman_corrcoef
+from torchmetrics.functional import accuracy, f1_score, pearson_corrcoef, spearman_corrcoef
 
 from .data.glue import GlueTask
+
+
+def matthews(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Matthews correlation of each row of (B, N) class-id arrays, 0 where it is undefined (a constant prediction or
+    label row), as scikit-learn and GLUE's own scorer define it.
+
+    torchmetrics 1.9 returns a small non-zero value for a constant prediction instead (0.0256 for an all-"acceptable"
+    CoLA dev prediction; torchmetrics issue #3355), which would credit a majority-class model with skill.
+    """
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    rows = len(predictions)
+    k = int(max(predictions.max(initial=0), labels.max(initial=0))) + 1
+    offsets = np.arange(rows)[:, None] * k * k
+    counts = np.bincount((offsets + labels * k + predictions).ravel(), minlength=rows * k * k)
+    confusion = counts.reshape(rows, k, k).astype(float)  # (B, true, predicted)
+    true_counts, predicted_counts = confusion.sum(axis=2), confusion.sum(axis=1)  # (B, K)
+    n = confusion.sum(axis=(1, 2))
+    correct = np.trace(confusion, axis1=1, axis2=2)
+    numerator = correct * n - (true_counts * predicted_counts).sum(axis=1)
+    denominator = np.sqrt((n**2 - (predicted_counts**2).sum(axis=1)) * (n**2 - (true_counts**2).sum(axis=1)))
+    return np.divide(numerator, denominator, out=np.zeros(rows), where=denominator > 0)
 
 
 def classification_metrics(predictions: Sequence[int], labels: Sequence[int], num_classes: int,
@@ -33,15 +54,15 @@ def classification_metrics(predictions: Sequence[int], labels: Sequence[int], nu
             out[name] = float(f1_score(preds, target, task=task, num_classes=num_classes, average="macro"
                                        if task == "multiclass" else "micro"))
         elif name == "mcc":
-            out[name] = float(matthews_corrcoef(preds, target, task=task, num_classes=num_classes))
+            out[name] = float(matthews(preds.numpy()[None], target.numpy()[None])[0])
         else:
             raise KeyError(f"unknown classification metric {name!r}")
     return out
 
 
 def regression_metrics(predictions: Sequence[float], labels: Sequence[float], names: Sequence[str]) -> dict[str, float]:
-    preds = torch.as_tensor(np.asarray(predictions), dtype=torch.float64)
-    target = torch.as_tensor(np.asarray(labels), dtype=torch.float64)
+    preds = torch.tensor(np.asarray(predictions, dtype=np.float64))  # a copy: pandas may hand over read-only arrays
+    target = torch.tensor(np.asarray(labels, dtype=np.float64))
     out: dict[str, float] = {}
     for name in names:
         if name == "pearson":

@@ -181,6 +181,12 @@ def heads_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _aggregate_block(frame: pd.DataFrame, folder: Path) -> str:
+    """Notebook 06's committed summary, its figure links made relative to the repository root."""
+    summary = (folder / "06_aggregate_results.md").read_text()
+    return summary.replace("](figures/", f"]({folder.name}/figures/").strip()
+
+
 BLOCKS = {
     "tokenizer": ("01_train_tokenizer.csv", lambda frame, folder: tokenizer_markdown(frame)),
     "pretrain": ("02_pretrain_mlm.csv", lambda frame, folder: pretrain_markdown(frame)),
@@ -188,6 +194,7 @@ BLOCKS = {
     "longdoc": ("04_long_documents.csv", _longdoc_block),
     "probes": ("05_layer_probes.csv", lambda frame, folder: probes_markdown(frame)),
     "heads": ("05_model_heads.csv", lambda frame, folder: heads_markdown(frame)),
+    "aggregate": ("06_aggregate_results.csv", _aggregate_block),
 }
 
 

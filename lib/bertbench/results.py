@@ -3,7 +3,8 @@
 Long format: one row per (run, task, split, step, metric) with the protocol columns that decide whether two rows may
 be compared, and the full resolved config as JSON. Rows are written only here: the file is rewritten through a
 temporary file and ``os.replace`` (a crash never leaves half a file), and a run's rows replace earlier rows with the
-same ``run_id`` (re-running a configuration updates it instead of duplicating it).
+same ``run_id`` (re-running a configuration updates it instead of duplicating it). Per-example predictions, kept
+beside the results in ``predictions/`` for paired comparisons and bootstrap intervals, are merged the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 SCHEMA_VERSION = 3
@@ -106,6 +108,7 @@ def validate(frame: pd.DataFrame, source: str = "rows") -> pd.DataFrame:
 
 
 def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -147,6 +150,52 @@ def write_results(rows: list[dict] | pd.DataFrame, path: str | Path) -> pd.DataF
         merged = new
     _atomic_write_csv(merged, path)
     return merged
+
+
+def replace_results(rows: list[dict] | pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """Validate ``rows`` and make them the whole content of ``path`` (atomically): for derived files such as the
+    aggregation, whose earlier rows must not linger. Zero rows write a header-only file."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=list(COLUMNS))
+    frame = validate(frame, "new rows")
+    _atomic_write_csv(frame, Path(path))
+    return frame
+
+
+def predictions_path(results_path: str | Path) -> Path:
+    """Per-example predictions live beside the results, in ``predictions/`` under the same name (not a results
+    CSV: :func:`load_results` on the outputs folder does not read them)."""
+    results_path = Path(results_path)
+    return results_path.parent / "predictions" / results_path.name
+
+
+def write_predictions(frame: pd.DataFrame, path: str | Path, digits: int = 6, exact: Iterable[str] = ()) -> None:
+    """Merge the per-example predictions of one or more runs (a ``run_id`` column) into the CSV at ``path``.
+
+    Earlier rows of the same run ids are replaced, all other rows are kept as they were (read back as text, so they
+    are not re-rounded), and the file is rewritten atomically. Runs may have different columns (the union is written;
+    a column a run lacks is empty).
+
+    Args:
+        digits: significant digits of float columns.
+        exact: float columns written in full instead: the shortest text that reads back to the same value at the
+            column's dtype (float32 model outputs: at most 9 digits), for values whose metrics must be reproduced
+            exactly from the file.
+    """
+    def text(value, full: bool) -> str:
+        if np.isnan(value):
+            return ""
+        return np.format_float_positional(value, trim="-") if full else f"{value:.{digits}g}"
+
+    path, exact = Path(path), set(exact)
+    new = frame.copy()
+    for column in new.columns:
+        if pd.api.types.is_float_dtype(new[column]):
+            new[column] = [text(value, column in exact) for value in new[column].to_numpy()]
+    if path.exists():
+        old = pd.read_csv(path, dtype=str, keep_default_na=False)
+        old = old[~old["run_id"].isin(set(new["run_id"].astype(str)))]
+        new = pd.concat([old, new.astype(str)], ignore_index=True) if len(old) else new
+    _atomic_write_csv(new, path)
 
 
 def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:

@@ -1,0 +1,70 @@
+# %% [markdown]
+# # 06 · Every result side by side
+#
+# Reads every `outputs/*.csv` through the one results loader, the seed project's DitBERT run folders
+# (`BB_DITBERT_DIR`, default `<data>/ditbert_glue_outputs`) and the published reference table shipped with
+# `bertbench` (`lib/bertbench/references/glue_published.csv`, each number with its source), and shows them together —
+# pooled over seeds and compared **only within one protocol** (init, selection rule, max length, preset, and per task
+# the training subset).
+#
+# - **Switches:** `BB_SELECTION_RULE=best_on_dev` applies DitBERT's optimistic rule (best epoch of the best run,
+#   chosen and reported on dev; labelled as such); `BB_ACROSS_PROTOCOLS=1` puts different protocols in one table,
+#   marked; `BB_INCLUDE_WNLI=1` counts WNLI in the means.
+# - **Outputs:** `outputs/06_aggregate_results.csv` (result rows: per system and task the median, range, run count
+#   and bootstrap CI; per system the GLUE means), `outputs/06_aggregate_results.md` (the summary README includes)
+#   and `outputs/figures/06_*.png`. `tiny` runs read and write `runs/tiny-outputs/` instead.
+# - **Runs on:** any CPU in seconds; works on a partial or an empty `outputs/`.
+#
+# Quick run: `BB_PRESET=tiny python notebooks/06_aggregate_results.py`
+
+# %%
+import bertbench as bb
+
+# %%
+cfg = bb.AggregateConfig.from_env()
+results_path = cfg.results_folder() / "06_aggregate_results.csv"
+print(cfg)
+print("reading", cfg.results_folder(), "->", results_path)
+
+# %% [markdown]
+# ## Read, pool within protocols, draw
+# One GLUE dev score per run (its own selection rule), pooled over seeds per system and task: median, min–max, and a
+# bootstrap CI of the median where notebook 03 kept per-example predictions.
+
+# %%
+result = bb.aggregate_outputs(cfg, figures_dir=results_path.parent / "figures")
+for message in result.messages:
+    print(message)
+if len(result.files):
+    print(result.files.to_string(index=False))
+
+# %%
+columns = ["source", "model", "variant", "init", "selection", "amean", "n_tasks", "hmean", "hmean_note", "missing"]
+print(result.table[columns].round(4).to_string(index=False))
+
+# %% [markdown]
+# ## Comparing two systems
+# `bb.compare_systems` refuses two systems whose protocols differ (say, notebook 03's MiniLM against DitBERT's
+# roberta-base, trained on all data and read at the last epoch); a task trained on different subsets gets no
+# difference. `across_protocols=True` compares anyway and marks every row that mixes protocols.
+
+# %%
+own = result.cells[result.cells["source"] == "03_glue_finetune"]
+models = list(dict.fromkeys(own["model"]))
+if len(models) >= 2:
+    spec_a = {"source": "03_glue_finetune", "model": models[0], "variant": ""}
+    spec_b = {"source": "03_glue_finetune", "model": models[1], "variant": ""}
+    print(f"{models[0]} - {models[1]}, dev score:")
+    print(bb.compare_systems(result.cells, spec_a, spec_b).round(4).to_string(index=False))
+
+# %% [markdown]
+# ## Write the rows, the summary and the figures
+
+# %%
+rows, summary_path = bb.write_aggregation(result, results_path)
+print(f"{len(rows)} rows -> {results_path}\nsummary -> {summary_path}")
+for name, path in result.figures.items():
+    print(f"figure {name} -> {path}")
+
+# %%
+print(summary_path.read_text())

@@ -1,0 +1,291 @@
+"""Notebook 06's aggregation on synthetic result files: pooling over seeds, GLUE means and missing tasks, the refusal
+to pool or compare across protocols, bootstrap CIs from per-example predictions, the DitBERT importer on the sample
+folders, the published reference table, and partial or empty outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bertbench as bb
+from bertbench import aggregate_results as A
+from bertbench import metrics as M
+from bertbench.results import ResultsError, make_rows
+
+PROTOCOL = {"init": "pretrained", "selection": "best_epoch_on_train_holdout", "max_len": 128, "preset": "tiny"}
+
+
+def glue_run(model: str, task: str, seed: int, score: float, notebook: str = "03_glue_finetune",
+             train_examples: int = 1800, **protocol) -> list[dict]:
+    """The dev rows of one synthetic fine-tuning run."""
+    common = {"run_id": f"{model}-{task}-s{seed}-{train_examples}-{json.dumps(protocol, sort_keys=True)}",
+              "notebook": notebook, "model": model, "task": task, "seed": seed, "head_init": "new",
+              "train_examples": train_examples, "device": "cpu", "wall_s": 1.0, "config": "{}",
+              **{**PROTOCOL, **protocol}}
+    return make_rows(common, [("dev", 1, "score", score), ("train", 1, "loss", 0.5)])
+
+
+def write_synthetic_outputs(folder: Path) -> Path:
+    """A small outputs/ folder: two models on three tasks with three seeds, a model under another selection rule,
+    and a task trained on a different subset. Returns the folder."""
+    rows = []
+    for seed, (cola, sst2, mrpc) in enumerate([(0.30, 0.90, 0.80), (0.20, 0.92, 0.84), (0.40, 0.91, 0.82)]):
+        rows += glue_run("alpha", "cola", seed, cola) + glue_run("alpha", "sst2", seed, sst2)
+        rows += glue_run("alpha", "mrpc", seed, mrpc)
+        rows += glue_run("beta", "cola", seed, -0.05 + 0.01 * seed) + glue_run("beta", "sst2", seed, 0.7)
+        rows += glue_run("beta", "mrpc", seed, 0.75, train_examples=900)  # another data subset
+        rows += glue_run("gamma", "sst2", seed, 0.95, selection="best_epoch_on_dev")
+    bb.write_results(rows, folder / "03_glue_finetune.csv")
+    return folder
+
+
+def _config(folder: Path, **changes) -> A.AggregateConfig:
+    return A.AggregateConfig.from_env(environ={}, preset="tiny", results_dir=str(folder), ditbert_dir="none",
+                                      **changes)
+
+
+@pytest.fixture
+def outputs(tmp_path):
+    return write_synthetic_outputs(tmp_path / "outputs")
+
+
+def _cell(cells, model, task):
+    part = cells[(cells["model"] == model) & (cells["task"] == task)]
+    assert len(part) == 1, part
+    return part.iloc[0]
+
+
+def test_seeds_are_pooled_as_median_with_range_and_means_name_missing_tasks(outputs):
+    result = A.aggregate_outputs(_config(outputs))
+    cola = _cell(result.cells, "alpha", "cola")
+    assert (cola["n"], cola["median"], cola["min"], cola["max"]) == (3, 0.30, 0.20, 0.40)
+    assert cola["seeds"] == "0 1 2"
+    alpha = result.table[result.table["model"] == "alpha"].iloc[0]
+    medians = [0.30, 0.91, 0.82]
+    assert alpha["amean"] == pytest.approx(np.mean(medians))
+    assert alpha["hmean"] == pytest.approx(3 / sum(1 / value for value in medians))
+    assert alpha["n_tasks"] == 3
+    assert alpha["missing"] == "stsb, qqp, mnli, qnli, rte"  # WNLI is not expected by default
+    with_wnli = A.aggregate_outputs(_config(outputs, include_wnli=True)).table
+    assert with_wnli[with_wnli["model"] == "alpha"].iloc[0]["missing"].endswith("rte, wnli")
+
+
+def test_harmonic_mean_is_undefined_not_clipped_when_a_score_is_not_positive(outputs):
+    result = A.aggregate_outputs(_config(outputs))
+    beta = result.table[result.table["model"] == "beta"].iloc[0]
+    assert np.isnan(beta["hmean"]) and beta["hmean_note"] == "undefined: cola ≤ 0"
+    assert "n/a (undefined: cola ≤ 0)" in A.summary_markdown(result)
+
+
+def test_protocols_are_never_pooled_and_their_tables_are_separate(outputs):
+    result = A.aggregate_outputs(_config(outputs))
+    table = result.table.set_index("model")
+    assert table.loc["gamma", "group"] != table.loc["alpha", "group"] == table.loc["beta", "group"]
+    assert not table["protocol_mixed"].any()
+    markdown = A.summary_markdown(result)
+    assert "**Protocol 1** · `03_glue_finetune`" in markdown and "**Protocol 2** · `03_glue_finetune`" in markdown
+    # the subset that differs (beta's MRPC on 900 examples) is marked and left out of the shared mean
+    assert table.loc["alpha", "shared_tasks"] == "cola, sst2" and table.loc["alpha", "unshared_budget"] == "mrpc"
+    assert "† beta on mrpc: 900 training examples" in markdown
+    mixed = A.aggregate_outputs(_config(outputs, across_protocols=True))
+    assert mixed.table["group"].nunique() == 1 and mixed.table["protocol_mixed"].all()
+    assert "⚠" in A.summary_markdown(mixed)
+
+
+def test_pooling_runs_of_different_protocols_or_subsets_is_refused_unless_asked():
+    rows = pd.DataFrame(glue_run("m", "rte", 0, 0.6) + glue_run("m", "rte", 1, 0.7, selection="last_epoch"))
+    dev = rows[rows["metric"] == "score"]
+    with pytest.raises(A.ProtocolError, match=r"selection = \['best_epoch_on_train_holdout', 'last_epoch'\]"):
+        A.pool_runs(dev)
+    assert A.pool_runs(dev, across_protocols=True)["protocol_mixed"]
+    subsets = pd.DataFrame(glue_run("m", "rte", 0, 0.6) + glue_run("m", "rte", 1, 0.7, train_examples=50))
+    with pytest.raises(A.ProtocolError, match="different data subsets"):
+        A.pool_runs(subsets[subsets["metric"] == "score"])
+    assert A.pool_runs(dev[dev["seed"] == 0]) == {"n": 1, "median": 0.6, "min": 0.6, "max": 0.6,
+                                                  "protocol_mixed": False}
+
+
+def test_comparing_systems_needs_the_same_protocol_or_an_explicit_switch(outputs):
+    cells = A.aggregate_outputs(_config(outputs)).cells
+    delta = bb.compare_systems(cells, {"model": "alpha"}, {"model": "beta"}).set_index("task")
+    assert delta.loc["sst2", "difference"] == pytest.approx(0.91 - 0.7) and not delta["protocol_mixed"].any()
+    assert np.isnan(delta.loc["mrpc", "difference"])  # trained on 1800 vs 900 examples: no difference given
+    assert delta.loc["mrpc", "differs_in"] == "train_examples 1800 vs 900"
+    anyway = bb.compare_systems(cells, {"model": "alpha"}, {"model": "beta"}, across_protocols=True)
+    assert anyway.set_index("task")["protocol_mixed"].to_dict() == {"cola": False, "sst2": False, "mrpc": True}
+    with pytest.raises(A.ProtocolError, match="differ in selection"):
+        bb.compare_systems(cells, {"model": "alpha"}, {"model": "gamma"})
+    marked = bb.compare_systems(cells, {"model": "alpha"}, {"model": "gamma"}, across_protocols=True)
+    assert marked["protocol_mixed"].all() and marked["differs_in"].iloc[0] == "selection"
+    assert marked["difference"].tolist() == pytest.approx([0.91 - 0.95])
+    with pytest.raises(ValueError, match="selects 0 systems"):
+        bb.compare_systems(cells, {"model": "nobody"}, {"model": "beta"})
+
+
+def test_one_system_trained_on_two_subsets_gives_two_cells_not_one(tmp_path):
+    rows = glue_run("m", "rte", 0, 0.6) + glue_run("m", "rte", 1, 0.7) + glue_run("m", "rte", 0, 0.5,
+                                                                                  train_examples=2490)
+    cells = A.glue_cells(pd.DataFrame(rows))
+    assert sorted(zip(cells["variant"], cells["n"], strict=True)) == [("[1800 train]", 2), ("[2490 train]", 1)]
+
+
+def test_optimistic_rule_is_labelled_and_keeps_only_the_best_run(outputs):
+    result = A.aggregate_outputs(_config(outputs, selection_rule="best_on_dev"))
+    cola = _cell(result.cells, "alpha", "cola")
+    assert (cola["n"], cola["median"], cola["selection"]) == (1, 0.40, A.OPTIMISTIC)
+    assert "optimistic" in A.summary_markdown(result)
+    with pytest.raises(ValueError, match="selection_rule"):
+        A.AggregateConfig.from_env(environ={"BB_SELECTION_RULE": "best"})
+
+
+def _predictions(run_id, task, labels, predictions):
+    return pd.DataFrame({"run_id": run_id, "task": task, "split": "dev", "example": np.arange(len(labels)),
+                         "label": labels, "prediction": predictions})
+
+
+def test_bootstrap_ci_of_the_median_comes_from_per_example_predictions(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    rows, predictions = [], []
+    for seed, flip in enumerate([0.10, 0.15, 0.20]):
+        predicted = np.where(rng.random(400) < flip, 1 - labels, labels)
+        score = float((predicted == labels).mean())
+        run = glue_run("m", "sst2", seed, score)
+        rows += run
+        predictions.append(_predictions(run[0]["run_id"], "sst2", labels, predicted))
+    folder = tmp_path / "outputs"
+    bb.write_results(rows, folder / "03_glue_finetune.csv")
+    (folder / "predictions").mkdir()
+    pd.concat(predictions).to_csv(folder / "predictions" / "03_glue_finetune.csv", index=False)
+    cell = _cell(A.aggregate_outputs(_config(folder, bootstrap_samples=500)).cells, "m", "sst2")
+    assert cell["ci_low"] < cell["median"] < cell["ci_high"]
+    assert 0.02 < cell["ci_high"] - cell["ci_low"] < 0.12  # about ±1.96·sqrt(p(1-p)/n) for n = 400
+    again = _cell(A.aggregate_outputs(_config(folder, bootstrap_samples=500)).cells, "m", "sst2")
+    assert (again["ci_low"], again["ci_high"]) == (cell["ci_low"], cell["ci_high"])  # fixed seed
+    no_ci = _cell(A.aggregate_outputs(_config(folder, bootstrap_samples=0)).cells, "m", "sst2")
+    assert np.isnan(no_ci["ci_low"])
+
+
+@pytest.mark.parametrize("task_name", ["cola", "mrpc", "stsb", "rte"])
+def test_resampled_scores_equal_the_task_metrics_on_each_resample(task_name):
+    rng = np.random.default_rng(1)
+    task = bb.get_task(task_name)
+    if task.is_regression:
+        labels = rng.integers(0, 6, 300).astype(float)  # STS-B gold scores tie a lot
+        predicted = labels + rng.normal(0, 1.5, 300)
+    else:
+        labels = rng.integers(0, 2, 300)
+        predicted = np.where(rng.random(300) < 0.3, 1 - labels, labels)
+    picks = rng.integers(0, 300, (4, 300))
+    fast = A.resampled_scores(task_name, predicted, labels, picks)
+    for draw, pick in enumerate(picks):
+        logits = predicted[pick][:, None] if task.is_regression else np.eye(2)[predicted[pick]]
+        reference = M.task_score(task, M.task_metrics(task, logits, labels[pick]))
+        assert fast[draw] == pytest.approx(reference, abs=1e-6)
+
+
+def test_partial_and_empty_outputs_work_with_a_clear_message(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = A.aggregate_outputs(_config(empty))
+    assert "has no result CSVs yet" in result.messages[0] and not len(result.cells)
+    rows, summary = A.write_aggregation(result, empty / "06_aggregate_results.csv")
+    assert set(rows["task"]) <= set(A.GLUE_TASKS) | {"glue"} and "has no result CSVs yet" in summary.read_text()
+    assert set(rows["preset"]) == {"published"}  # only the reference rows
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "outputs" / "04_long_documents.csv", partial)
+    result = A.aggregate_outputs(_config(partial, references=False), figures_dir=tmp_path / "figures")
+    assert any("not run yet" in message and "03_glue_finetune" in message for message in result.messages)
+    assert not len(result.table) and len(result.longdoc) == 7
+    assert set(result.figures) == {"long_documents"} and result.figures["long_documents"].is_file()
+    assert "No GLUE runs found." in A.summary_markdown(result)
+
+
+def test_the_aggregation_is_written_as_result_rows_and_not_read_back_as_a_source(outputs):
+    cfg = _config(outputs, references=False)
+    rows, _ = A.write_aggregation(A.aggregate_outputs(cfg), outputs / "06_aggregate_results.csv")
+    assert set(rows["notebook"]) == {A.NOTEBOOK}
+    alpha = rows[(rows["model"] == "alpha") & (rows["task"] == "cola")].set_index("metric")["value"]
+    assert (alpha["score_median"], alpha["runs"]) == (0.30, 3)
+    again = A.aggregate_outputs(cfg)  # the 06 file sits in outputs/ now: it must not count as a source
+    assert list(again.files["file"]) == ["03_glue_finetune.csv"]
+    rows_again, _ = A.write_aggregation(again, outputs / "06_aggregate_results.csv")
+    assert len(rows_again) == len(rows)  # replaced, not appended
+
+
+def test_ditbert_importer_reads_the_sample_folders():
+    folder = bb.data_dir() / "ditbert_glue_outputs"
+    if not folder.is_dir():
+        pytest.skip(f"no DitBERT sample folders at {folder}")
+    rows = bb.import_ditbert(folder)
+    bb.results.validate(rows)
+    runs = rows["config"].map(lambda text: json.loads(text)["run"])
+    assert runs.nunique() == 24
+    assert set(rows["model"]) == {"DitBERT", "bert-base-cased", "roberta-base"}
+    mnli_runs = rows[runs.str.endswith("-mnli")]
+    assert set(mnli_runs["init"]) == {"intermediate:mnli"} and set(mnli_runs["task"]) == {
+        "cola", "mrpc", "rte", "stsb", "wnli"}
+    source = pd.read_csv(folder / "run-01" / "results_mrpc.csv")
+    mrpc = rows[(runs == "run-01") & (rows["task"] == "mrpc") & (rows["split"] == "dev")]
+    score = mrpc[(mrpc["metric"] == "score") & (mrpc["step"] == 2)]["value"].item()
+    assert score == pytest.approx((source.loc[2, "validation_accuracy"] + source.loc[2, "validation_f1"]) / 2)
+    mnli = rows[(runs == "run-01") & (rows["task"] == "mnli")]
+    assert {"dev_matched", "dev_mismatched", "dev"} <= set(mnli["split"])
+    assert json.loads(rows["config"].iloc[0])["finetune_params"]["batch_size"] == "32"
+    # last epoch (default) and DitBERT's own rule, per model
+    last = A.glue_cells(rows)
+    best = A.glue_cells(rows, "best_on_dev", samples=0)
+    cola_last = _cell(last[last["init"] == "pretrained"], "DitBERT", "cola")
+    cola_best = _cell(best[best["init"] == "pretrained"], "DitBERT", "cola")
+    every_epoch = [pd.read_csv(folder / f"run-0{n}" / "results_cola.csv")["validation_matthews_correlation"]
+                   for n in range(1, 5)]
+    assert cola_last["n"] == 4 and cola_last["median"] == pytest.approx(np.median([s.iloc[-1] for s in every_epoch]))
+    assert cola_best["median"] == pytest.approx(max(s.max() for s in every_epoch))
+    assert cola_best["selection"] == A.OPTIMISTIC and cola_last["selection"] == "last_epoch"
+
+
+def test_ditbert_importer_names_the_broken_file(tmp_path):
+    run = tmp_path / "run-Bert-09"
+    run.mkdir()
+    (run / "results_rte.csv").write_text(",epoch,validation_accuracy\n0,0,0.5\n1,1,high\n")
+    with pytest.raises(ResultsError, match=r"results_rte.csv:3: not a number"):
+        bb.import_ditbert(tmp_path)
+    (run / "results_rte.csv").write_text(",epoch,accuracy\n0,0,0.5\n")
+    with pytest.raises(ResultsError, match="validation_"):
+        bb.import_ditbert(tmp_path)
+
+
+def test_every_published_number_has_a_source_and_bad_rows_are_named(tmp_path):
+    references = bb.load_references()
+    assert {"dev", "test"} == set(references["split"])
+    assert references["url"].str.startswith("https://").all() and references["source"].str.len().gt(5).all()
+    models = " ".join(references["model"])
+    for name in ("BERT", "RoBERTa", "crammed BERT", "MosaicBERT", "ModernBERT", "BERT-Tiny", "MiniLM"):
+        assert name.lower() in models.lower(), name
+    assert references["value"].between(0, 100).all()  # percent, as printed
+    cells = A.reference_cells(references)
+    roberta = cells[(cells["model"] == "roberta-base") & (cells["task"] == "cola")]
+    assert roberta["median"].item() == pytest.approx(0.636)
+    broken = references.head(2).astype({"value": str})
+    broken.loc[1, "value"] = "n/a"
+    broken.to_csv(tmp_path / "refs.csv", index=False)
+    with pytest.raises(ResultsError, match=r"refs.csv:3: value 'n/a'"):
+        A.load_references(tmp_path / "refs.csv")
+
+
+def test_committed_summary_is_the_aggregation_of_the_committed_outputs(tmp_path):
+    """outputs/06_aggregate_results.md (which README includes) is what notebook 06 makes of outputs/ today."""
+    root = Path(__file__).resolve().parents[1]
+    if not (bb.data_dir() / "ditbert_glue_outputs").is_dir():
+        pytest.skip("the DitBERT sample folders are part of the committed aggregation")
+    cfg = A.AggregateConfig.from_env(environ={}, results_dir=str(root / "outputs"))
+    fresh = A.summary_markdown(A.aggregate_outputs(cfg, figures_dir=tmp_path))
+    assert (root / "outputs" / "06_aggregate_results.md").read_text() == fresh, \
+        "outputs/ changed since notebook 06 last ran: `make aggregate`, then " \
+        "`python -m bertbench.report --update-readme`"

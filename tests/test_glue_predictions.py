@@ -1,0 +1,123 @@
+"""Per-example GLUE dev predictions: written beside the results by every run, reproducing the reported metrics,
+replaced on a re-run, and backfilled from a saved best checkpoint (``predict_saved_runs``)."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bertbench as bb
+from bertbench.glue_finetune import PREDICTION_COLUMNS, load_eval_splits, read_predictions
+from bertbench.results import write_predictions
+
+TASKS = ("rte", "stsb")  # one classification and the regression task
+
+
+def _tiny_cfg():
+    return bb.GlueConfig.from_env(environ={
+        "BB_PRESET": "tiny", "BB_TASKS": ",".join(TASKS), "BB_SEEDS": "0", "BB_MAX_TRAIN_EXAMPLES": "40",
+        "BB_MAX_EVAL_EXAMPLES": "16", "BB_EPOCHS": "2", "BB_PREDICT_TEST": "0", "BB_KEEP_CHECKPOINTS": "1"})
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, glue_dir):
+    """One tiny run per task with its checkpoint kept; shared by the tests, which copy what they change."""
+    folder = tmp_path_factory.mktemp("glue_predictions")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BB_RUNS_DIR", str(folder / "runs"))
+        frame = bb.run_glue(_tiny_cfg(), folder / "out.csv", verbose=False)
+    return folder, frame
+
+
+def _copy_results(tiny_runs, tmp_path):
+    folder, _ = tiny_runs
+    shutil.copy(folder / "out.csv", tmp_path / "out.csv")
+    return tmp_path / "out.csv"
+
+
+def test_a_run_writes_one_prediction_per_dev_example(tiny_runs):
+    folder, frame = tiny_runs
+    predictions = read_predictions(bb.predictions_path(folder / "out.csv"))
+    assert tuple(predictions.columns) == PREDICTION_COLUMNS
+    assert set(predictions["run_id"]) == set(frame["run_id"])
+    assert set(predictions["split"]) == {"dev"}  # not the train_holdout selection split
+    cfg = _tiny_cfg()
+    for task_name, run in predictions.groupby("task"):
+        task = bb.get_task(task_name)
+        dev = load_eval_splits(cfg, task)["dev"]
+        assert run["example"].tolist() == list(range(len(dev)))
+        np.testing.assert_allclose(run["label"].to_numpy(float), np.asarray(dev.labels, dtype=float))
+        if not task.is_regression:
+            assert set(run["prediction"].astype(int)) <= set(range(task.num_labels))
+
+
+def test_metrics_recomputed_from_the_file_equal_the_runs_dev_rows(tiny_runs):
+    folder, _ = tiny_runs
+    recomputed = bb.prediction_metrics(read_predictions(bb.predictions_path(folder / "out.csv")))
+    reported = bb.load_results(folder / "out.csv")
+    reported = reported[reported["split"] == "dev"]
+    merged = reported.merge(recomputed, on=["run_id", "split", "metric"], suffixes=("", "_recomputed"))
+    assert len(merged) == len(reported) == len(recomputed) == 5  # rte: accuracy, score; stsb: pearson, spearman, score
+    np.testing.assert_allclose(merged["value_recomputed"], merged["value"], rtol=0, atol=1e-6)
+
+
+def test_rerunning_a_configuration_replaces_its_predictions(tiny_runs, tmp_path):
+    path = _copy_results(tiny_runs, tmp_path)
+    shutil.copytree(bb.predictions_path(tiny_runs[0] / "out.csv").parent, bb.predictions_path(path).parent)
+    before = read_predictions(bb.predictions_path(path))
+    bb.run_glue(_tiny_cfg().replace(tasks="rte"), path, verbose=False)  # same rte run id, stsb left alone
+    after = read_predictions(bb.predictions_path(path))
+    assert len(after) == len(before) and after["run_id"].value_counts().eq(16).all()
+    pd.testing.assert_frame_equal(after[after["task"] == "stsb"].reset_index(drop=True),
+                                  before[before["task"] == "stsb"].reset_index(drop=True))
+
+
+def test_backfill_from_the_checkpoints_reproduces_the_runs_predictions(tiny_runs, tmp_path):
+    folder, _ = tiny_runs
+    path = _copy_results(tiny_runs, tmp_path)  # results without predictions: a run from before they were kept
+    partial = tmp_path / "runs"
+    shutil.copytree(folder / "runs", partial)
+    stsb_run = next(p for p in (partial / "glue").iterdir() if p.name.startswith("stsb"))
+    shutil.rmtree(stsb_run / "best")
+
+    summary = bb.predict_saved_runs(path, partial, verbose=False).set_index("task")
+    assert summary["status"].to_dict() == {"rte": "written", "stsb": "no_checkpoint"}
+    summary = bb.predict_saved_runs(path, folder / "runs", verbose=False).set_index("task")
+    assert summary["status"].to_dict() == {"rte": "has_predictions", "stsb": "written"}
+    assert (summary.loc["stsb", "max_abs_diff"] < 1e-6) and summary.loc["stsb", "examples"] == 16
+
+    original = read_predictions(bb.predictions_path(folder / "out.csv")).sort_values(["run_id", "example"])
+    backfilled = read_predictions(bb.predictions_path(path)).sort_values(["run_id", "example"])
+    pd.testing.assert_frame_equal(backfilled.reset_index(drop=True), original.reset_index(drop=True))
+
+
+def test_backfill_writes_nothing_that_does_not_reproduce_the_reported_metrics(tiny_runs, tmp_path):
+    folder, _ = tiny_runs
+    path = _copy_results(tiny_runs, tmp_path)
+    results = bb.load_results(path)
+    rte = results["task"] == "rte"
+    results.loc[rte & (results["split"] == "dev") & (results["metric"] == "accuracy"), "value"] += 0.0625
+    results.to_csv(path, index=False)
+    run_id = results.loc[rte, "run_id"].iloc[0]
+    with pytest.raises(ValueError, match=f"{run_id} \\(max \\|diff\\| 0.0625\\)"):
+        bb.predict_saved_runs(path, folder / "runs", verbose=False)
+    assert set(read_predictions(bb.predictions_path(path))["task"]) == {"stsb"}  # the run that matched
+
+
+def test_write_predictions_replaces_a_run_and_keeps_the_others_as_written(tmp_path):
+    path = tmp_path / "predictions" / "x.csv"
+    path.parent.mkdir()
+    path.write_text("run_id,doc_id,p_a\nold,007,0.1234567890\nkept,008,\n")
+    new = pd.DataFrame({"run_id": ["old"], "doc_id": ["009"], "p_b": [1 / 3], "out": np.float32([1 / 3])})
+    write_predictions(new, path, exact=("out",))
+    assert path.read_text() == "run_id,doc_id,p_a,p_b,out\nkept,008,,,\nold,009,,0.333333,0.33333334\n"
+
+
+def test_a_run_config_is_rebuilt_from_its_result_row():
+    cfg = _tiny_cfg().for_task("rte")
+    assert bb.GlueConfig.from_dict(cfg.to_dict()) == cfg
+    heads = bb.HeadsConfig.from_env(environ={"BB_PRESET": "tiny"})
+    with pytest.raises(ValueError, match="pair_task"):
+        bb.GlueConfig.from_dict(heads.to_dict())
+    assert bb.GlueConfig.from_dict(heads.to_dict(), ignore_unknown=True).max_len == heads.max_len
