@@ -105,8 +105,12 @@ class AggregateConfig(BaseConfig):
 
 # ----------------------------------------------------------------------------------------------------------- reading
 def _shown(path: Path) -> str:
-    """``path`` as a reader of this checkout would type it: relative to the repository root where possible."""
-    return os.path.relpath(Path(path).resolve(), repo_root())
+    """``path`` as the summary shows it, the same on every machine: ``<data>/...`` inside the data folder, else
+    relative to the repository root."""
+    path = Path(path).resolve()
+    if path.is_relative_to(data_dir()):
+        return (Path("<data>") / path.relative_to(data_dir())).as_posix()
+    return os.path.relpath(path, repo_root())
 
 
 def read_outputs(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
@@ -127,13 +131,13 @@ def read_outputs(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, list[s
     rows = pd.concat(frames, ignore_index=True) if frames else load_results([])
     messages = []
     if not paths:
-        messages.append(f"{_shown(folder)} has no result CSVs yet: run the notebooks (README) to fill it; the "
+        messages.append(f"`{_shown(folder)}` has no result CSVs yet: run the notebooks (README) to fill it; the "
                         "tables below show only imported and published results")
     present = {Path(name).stem for name in (entry["file"] for entry in files)}
     notebooks = sorted(path.stem for path in (repo_root() / "notebooks").glob("*.py"))
     missing = [name for name in notebooks if name != NOTEBOOK and name not in present]
     if paths and missing:
-        messages.append(f"not run yet (no {_shown(folder)}/<name>.csv): {', '.join(missing)}")
+        messages.append(f"not run yet (no `{_shown(folder)}/<name>.csv`): {', '.join(missing)}")
     return rows, pd.DataFrame(files, columns=["file", "rows", "runs", "notebooks"]), messages
 
 
@@ -632,9 +636,9 @@ def aggregate_outputs(cfg: AggregateConfig, figures_dir: str | Path | None = Non
         if ditbert.is_dir():
             imported = import_ditbert(ditbert)
             folders = imported["run_id"].str.rsplit("-", n=1).str[0].nunique()
-            messages.append(f"imported {folders} DitBERT run folders from {_shown(ditbert)}")
+            messages.append(f"imported {folders} DitBERT run folders from `{_shown(ditbert)}`")
         else:
-            messages.append(f"no DitBERT run folders at {_shown(ditbert)} (set BB_DITBERT_DIR, or BB_DITBERT_DIR=none)")
+            messages.append(f"no DitBERT run folders at `{_shown(ditbert)}` (set BB_DITBERT_DIR, or BB_DITBERT_DIR=none)")
     everything = pd.concat([rows, imported], ignore_index=True) if len(imported) else rows
     predictions = read_predictions(cfg.results_folder())
     cells = glue_cells(everything, cfg.selection_rule, predictions, cfg.bootstrap_samples, cfg.ci_level, cfg.seed)
