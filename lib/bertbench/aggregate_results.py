@@ -298,9 +298,13 @@ def median_score_interval(task_name: str, runs: Sequence[tuple[np.ndarray, np.nd
         raise ValueError(f"runs were evaluated on different dev sets (sizes {sorted(sizes)})")
     size = sizes.pop()
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, size, size=(samples, size))
-    per_run = np.stack([resampled_scores(task_name, pred, gold, picks) for pred, gold in runs])  # (R, B)
-    medians = np.median(per_run, axis=0)
+    chunk = max(1, 2_000_000 // size)  # resamples per step: memory stays bounded for QQP/MNLI-sized dev sets
+    medians = []
+    for start in range(0, samples, chunk):
+        picks = rng.integers(0, size, size=(min(chunk, samples - start), size))
+        per_run = np.stack([resampled_scores(task_name, pred, gold, picks) for pred, gold in runs])  # (R, B)
+        medians.append(np.median(per_run, axis=0))
+    medians = np.concatenate(medians)
     tail = (1 - level) / 2 * 100
     return float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))
 
@@ -638,7 +642,8 @@ def aggregate_outputs(cfg: AggregateConfig, figures_dir: str | Path | None = Non
             folders = imported["run_id"].str.rsplit("-", n=1).str[0].nunique()
             messages.append(f"imported {folders} DitBERT run folders from `{_shown(ditbert)}`")
         else:
-            messages.append(f"no DitBERT run folders at `{_shown(ditbert)}` (set BB_DITBERT_DIR, or BB_DITBERT_DIR=none)")
+            messages.append(f"no DitBERT run folders at `{_shown(ditbert)}` (set BB_DITBERT_DIR, or "
+                            "BB_DITBERT_DIR=none)")
     everything = pd.concat([rows, imported], ignore_index=True) if len(imported) else rows
     predictions = read_predictions(cfg.results_folder())
     cells = glue_cells(everything, cfg.selection_rule, predictions, cfg.bootstrap_samples, cfg.ci_level, cfg.seed)
