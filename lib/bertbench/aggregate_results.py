@@ -30,6 +30,8 @@ import pandas as pd
 from . import metrics as M
 from .config import BaseConfig, check_choice, check_range
 from .data.glue import get_task
+from .glue_finetune import PREDICTION_COLUMNS
+from .glue_finetune import read_predictions as read_glue_predictions
 from .longdoc_finetune import longdoc_summary
 from .paths import data_dir, outputs_dir, repo_root
 from .results import ResultsError, load_results, make_rows, replace_results
@@ -310,14 +312,11 @@ def median_score_interval(task_name: str, runs: Sequence[tuple[np.ndarray, np.nd
 
 
 def read_predictions(folder: str | Path) -> pd.DataFrame:
-    """Per-example dev predictions of GLUE runs (``<folder>/predictions/*.csv`` with a ``prediction`` column)."""
-    frames = []
-    for path in sorted((Path(folder) / "predictions").glob("*.csv")):
-        head = pd.read_csv(path, nrows=0)
-        if {"run_id", "split", "example", "label", "prediction"} <= set(head.columns):
-            frames.append(pd.read_csv(path, dtype={"run_id": str, "split": str}))
-    columns = ["run_id", "task", "split", "example", "label", "prediction"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    """Per-example dev predictions of GLUE runs: every ``<folder>/predictions/*.csv`` in notebook 03's format
+    (:func:`bertbench.glue_finetune.read_predictions`); other prediction files (notebook 04's) are skipped."""
+    frames = [read_glue_predictions(path) for path in sorted((Path(folder) / "predictions").glob("*.csv"))
+              if set(PREDICTION_COLUMNS) <= set(pd.read_csv(path, nrows=0).columns)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
 
 
 # -------------------------------------------------------------------------------------------------------- GLUE cells
@@ -364,17 +363,19 @@ def _per_run_scores(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
 
 
 def glue_cells(frame: pd.DataFrame, rule: str = "as_recorded", predictions: pd.DataFrame | None = None,
-               samples: int = 1000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+               samples: int = 1000, level: float = 0.95, seed: int = 0,
+               scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (system, task): the median dev score over runs with min, max, n and its bootstrap CI.
 
     A system is (source notebook, model, variant) under one protocol; runs of one system and task on different
     ``train_examples`` are separate cells (their variant says the subset). With ``rule="best_on_dev"`` each cell
-    keeps only its best run (and per-epoch sources their best epoch), labelled :data:`OPTIMISTIC`.
+    keeps only its best run (and per-epoch sources their best epoch), labelled :data:`OPTIMISTIC`. ``scores``: the
+    per-run scores of ``frame`` under ``rule`` if the caller already has them.
     """
     columns = [*SYSTEM, "task", "train_examples", "split", "n", "median", "min", "max", "ci_low", "ci_high", "runs",
                "seeds", "score_is", "protocol_text", "url"]
     check_choice("rule", rule, ("as_recorded", "best_on_dev"))
-    scores = _per_run_scores(frame, rule)
+    scores = (_per_run_scores(frame, rule) if scores is None else scores).copy()
     if not len(scores):
         return pd.DataFrame(columns=columns)
     subsets = scores.groupby(["source", "model", "variant", *PROTOCOL, "task"])["train_examples"].transform("nunique")
@@ -646,8 +647,9 @@ def aggregate_outputs(cfg: AggregateConfig, figures_dir: str | Path | None = Non
                             "BB_DITBERT_DIR=none)")
     everything = pd.concat([rows, imported], ignore_index=True) if len(imported) else rows
     predictions = read_predictions(cfg.results_folder())
-    cells = glue_cells(everything, cfg.selection_rule, predictions, cfg.bootstrap_samples, cfg.ci_level, cfg.seed)
     runs = _per_run_scores(everything, cfg.selection_rule)
+    cells = glue_cells(everything, cfg.selection_rule, predictions, cfg.bootstrap_samples, cfg.ci_level, cfg.seed,
+                       scores=runs)
     optimistic_cells = glue_cells(imported, "best_on_dev", samples=0)
     references = load_references() if cfg.references else pd.DataFrame()
     refs = reference_cells(references) if len(references) else pd.DataFrame()
