@@ -495,7 +495,10 @@ def longdoc_table(frame: pd.DataFrame) -> pd.DataFrame:
     parts = table["variant"].str.split("+", n=1)
     table["strategy"] = parts.str[0]
     table["aggregation"] = parts.str[1].fillna("–")
-    return table
+    protocol = (frame[frame["notebook"] == "04_long_documents"].rename(columns={"task": "dataset"})
+                .drop_duplicates(["dataset", "model", "preset"])[["dataset", "model", "preset", "init", "selection",
+                                                                   "max_len"]])
+    return table.merge(protocol, on=["dataset", "model", "preset"], how="left")
 
 
 def probe_best_layers(frame: pd.DataFrame) -> pd.DataFrame:
@@ -703,8 +706,8 @@ def aggregate_rows(result: Aggregation) -> list[dict]:
              {"missing": system["missing"], "hmean_note": system["hmean_note"], "group": system["group"],
               "shared_tasks": system["shared_tasks"], "protocol_mixed": system["protocol_mixed"]})
     for row in result.longdoc.to_dict("records"):
-        system = {"source": "04_long_documents", "model": row["model"], "variant": row["variant"],
-                  "init": "pretrained", "selection": "best_epoch_on_val_split", "max_len": 0, "preset": row["preset"]}
+        system = {"source": "04_long_documents", **{key: row[key] for key in (
+            "model", "variant", "init", "selection", "max_len", "preset")}}
         emit(system, row["dataset"], "test", {name: row[name] for name in (
             "accuracy", "accuracy_ci_low", "accuracy_ci_high", "f1", "f1_ci_low", "f1_ci_high",
             "test_tokens_per_doc", "train_s")}, {"runs": row["runs"]}, row["train_docs"])
