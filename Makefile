@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate lab lint clean
+.PHONY: install test test-all glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate bench bench-glue bench-longdoc bench-mlm bench-inference lab lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(BIN)/python:
 # torch is installed first and pinned in the second call, so no dependency can pull another build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test,notebooks,hub,tensorboard]" "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test,notebooks,hub,tensorboard,bench]" "$(TORCH)"
 	touch $@
 
 install: $(VENV)/.installed
@@ -58,6 +58,21 @@ heads: install  ## notebook 05, cpu preset: bi-encoder vs cross-encoder on MRPC,
 
 aggregate: install  ## notebook 06: every outputs/*.csv, DitBERT's runs and published numbers side by side (seconds)
 	$(BIN)/python notebooks/06_aggregate_results.py
+
+bench-glue: install  ## bertbench vs the HF Trainer (pad-128 and dynamic) on SST-2 and MRPC, 3 seeds (33 min on 2 CPU cores)
+	$(BIN)/python bench/glue_vs_trainer.py
+
+bench-longdoc: install  ## bertbench vs BELT on Hyperpartisan windows (about 15 min on 2 CPU cores)
+	$(BIN)/python bench/longdoc_vs_belt.py
+
+bench-mlm: install  ## MLM pretraining tokens/s vs the HF Trainer (8 min on 2 CPU cores)
+	$(BIN)/python bench/mlm_vs_trainer.py
+
+bench-inference: install  ## prediction examples/s vs transformers' pipeline (5 min on 2 CPU cores)
+	$(BIN)/python bench/inference_vs_pipeline.py
+
+bench: bench-glue bench-longdoc bench-mlm bench-inference  ## every benchmark, then the tables (bench/report.py)
+	$(BIN)/python bench/report.py
 
 lab: install  ## JupyterLab with jupytext: notebooks/*.py open as notebooks
 	$(BIN)/python -m pip install -q -e ".[lab]" "$(TORCH)"

@@ -28,8 +28,9 @@ def main() -> None:
     tokenizer = bb.load_tokenizer("minilm")
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 20000, (args.windows, args.tokens), generator=generator)
+    n_docs = -(-args.windows // 4)
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids),
-             "doc_index": torch.arange(args.windows) // 4, "labels": torch.zeros(-(-args.windows // 4), dtype=torch.long)}
+             "doc_index": torch.arange(args.windows) // 4, "labels": torch.zeros(n_docs, dtype=torch.long)}
     settings = {"attention_dropout=0.0": 0.0, "attention_dropout=0.1": 0.1}
     models = {}
     for name, p in settings.items():

@@ -259,6 +259,9 @@ def test_bootstrap_intervals_bracket_the_estimate_and_are_reproducible():
         assert ci[name][0] < point[name] < ci[name][1]
     same = M.paired_bootstrap_difference(probs, probs, labels, "binary", samples=200)
     assert same == (0.0, 0.0, 0.0)
+    # BB_BOOTSTRAP_SAMPLES=0 (allowed by the config) switches the intervals off: NaN pairs, not a KeyError later
+    off = M.bootstrap_intervals(probs, labels, "binary", samples=0)
+    assert set(off) == set(point) and all(np.isnan(low) and np.isnan(high) for low, high in off.values())
 
 
 # ---- data and splits ---------------------------------------------------------------------------------------------

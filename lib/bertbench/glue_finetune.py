@@ -370,7 +370,7 @@ def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: 
         "run_id": run_id, "notebook": notebook, "preset": cfg.preset, "model": model_label(cfg.model),
         "task": task.name, "variant": variant, "seed": seed, "init": init_label(cfg), "head_init": head_init,
         "selection": SELECTION_LABELS[cfg.selection], "max_len": cfg.max_len, "train_examples": train_examples,
-        "device": device_description(outcome.accelerator.device),
+        "device": device_description(outcome.accelerator.device, outcome.accelerator.mixed_precision),
         "wall_s": round(time.perf_counter() - started, 2), "config": cfg.to_json(),
     }
     return make_rows(common, outcome.entries)

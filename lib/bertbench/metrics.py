@@ -134,6 +134,8 @@ def bootstrap_intervals(probs: np.ndarray, labels: np.ndarray, problem: str, sam
     """Percentile bootstrap confidence intervals of :func:`document_metrics` (documents resampled with
     replacement ``samples`` times, fixed ``seed``)."""
     probs, labels = np.asarray(probs), np.asarray(labels)
+    if samples == 0:  # intervals switched off (BB_BOOTSTRAP_SAMPLES=0): NaN, but every metric still has its pair
+        return {name: (float("nan"), float("nan")) for name in document_metrics(probs, labels, problem)}
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {}
     for _ in range(samples):

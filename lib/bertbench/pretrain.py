@@ -84,7 +84,7 @@ class PretrainConfig(BaseConfig):
     resume: bool = True  # continue from runs/pretrain/<name>/checkpoint if it exists (0: start fresh)
     seed: int = 0
     dropout: float = 0.1
-    mixed_precision: str = "auto"  # bf16 on a GPU that has it
+    mixed_precision: str = "auto"  # bf16 on a GPU or CPU that has it natively (train.resolve_precision); "no": fp32
     num_threads: int = 0
 
     PRESETS = {
@@ -476,7 +476,8 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.max_len
     common = {"run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": cfg.label, "task": "mlm",
               "seed": cfg.seed, "init": "random", "head_init": "mlm", "selection": "last_step",
-              "max_len": cfg.max_len, "train_examples": n_train, "device": device_description(device),
+              "max_len": cfg.max_len, "train_examples": n_train,
+              "device": device_description(device, accelerator.mixed_precision),
               "config": cfg.to_json()}
     print(f"{run_id}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, {n_train} training blocks "
           f"of {cfg.max_len} tokens ({n_train * cfg.max_len / 1e6:.1f} M tokens), {heldout} held out; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import platform
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +35,7 @@ class TrainSettings:
     grad_accum: int = 1
     patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
     select: str = "best"  # "best": keep the epoch with the best selection metric; "last": keep the last epoch
-    mixed_precision: str = "auto"  # "auto" (bf16 on a CUDA GPU that has it, else none), "no", "bf16", "fp16"
+    mixed_precision: str = "auto"  # "auto" (bf16 on a GPU or CPU that has it natively, else fp32), "no", "bf16", "fp16"
     log_every: int = 20
     tensorboard_dir: str | None = None
 
@@ -51,12 +52,26 @@ class FitResult:
     total_seconds: float = 0.0
 
 
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 matrix products natively (x86 AVX512-BF16 or AMX-BF16, read from
+    ``/proc/cpuinfo``), where oneDNN runs them faster than fp32; False where it cannot tell."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo) is not None
+
+
 def resolve_precision(mixed_precision: str) -> str:
+    """``"auto"``: bf16 autocast on a CUDA GPU that has it, and on a CPU with native bf16 instructions (measured on
+    a 2-core AVX512-BF16 CPU: MiniLM fine-tunes 1.45x (SST-2) and 1.49x (MRPC) faster, ``bench/glue_vs_trainer.py``);
+    otherwise full fp32 (``"no"``). Weights, optimizer state and the loss stay fp32 either way."""
     if mixed_precision != "auto":
         return mixed_precision
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "no"
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "bf16" if cpu_has_native_bf16() else "no"
 
 
 def make_accelerator(settings: TrainSettings):
@@ -66,11 +81,14 @@ def make_accelerator(settings: TrainSettings):
                        gradient_accumulation_steps=settings.grad_accum)
 
 
-def device_description(device: torch.device) -> str:
-    """The hardware a result came from, for the results' ``device`` column."""
+def device_description(device: torch.device, precision: str = "no") -> str:
+    """The hardware a result came from, for the results' ``device`` column, with the autocast precision when one
+    was used (``"cpu:x86_64 x2 threads, bf16"``)."""
     if device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{platform.machine()} x{torch.get_num_threads()} threads"
+        name = f"cuda:{torch.cuda.get_device_name(device)}"
+    else:
+        name = f"cpu:{platform.machine()} x{torch.get_num_threads()} threads"
+    return name if precision in ("no", "", None) else f"{name}, {precision}"
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

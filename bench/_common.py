@@ -1,0 +1,142 @@
+"""What every benchmark under bench/ shares: isolated child processes, the machine description, the results CSV and
+the printed ratio table.
+
+Each measurement runs in a fresh child process (spawned, one task per process) so that its peak resident memory is its
+own (``ru_maxrss`` of that process) and no state (thread pools, allocator caches, compiled kernels) leaks from one side
+to the other. The parent interleaves the sides (seed by seed) so that machine noise hits both.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+def run_isolated(fn: Callable[..., dict], **kwargs) -> dict:
+    """``fn(**kwargs)`` in a fresh spawned process; its result dict plus ``peak_rss_mb`` (that process's peak resident
+    memory) and ``peak_gpu_mb`` (CUDA peak allocated, 0 on CPU)."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
+        return pool.submit(_measured, fn, kwargs).result()
+
+
+def _measured(fn: Callable[..., dict], kwargs: dict) -> dict:
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    result = fn(**kwargs)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+    result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else 0.0
+    return result
+
+
+def machine() -> dict[str, str]:
+    """The hardware and software a benchmark ran on (columns of every results row)."""
+    import accelerate
+    import torch
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=BENCH_DIR, check=False).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "lib", "bench/*.py"], capture_output=True,
+                                 text=True, cwd=BENCH_DIR.parent, check=False).stdout.strip()
+        commit += "+uncommitted" if commit and changed else ""
+    except OSError:
+        commit = ""
+    return {"device": f"cuda:{gpu}" if gpu else "cpu", "cpu": cpu, "cpu_count": str(os.cpu_count()),
+            "torch_threads": str(torch.get_num_threads()), "python": platform.python_version(),
+            "torch": torch.__version__, "transformers": transformers.__version__,
+            "accelerate": accelerate.__version__, "commit": commit,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(arg) for arg in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+
+
+def write_results(rows: list[dict], name: str, out: str | None = None) -> Path:
+    """``rows`` with the machine and the command added, as ``bench/results/<name>.csv`` (or ``out``)."""
+    path = Path(out) if out else RESULTS_DIR / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    context = {**machine(), "command": command_line()}
+    frame = pd.DataFrame([{**row, **context} for row in rows])
+    tmp = path.with_suffix(".csv.tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+    print(f"wrote {path}")
+    return path
+
+
+def parse_systems(parser, text: str, known: tuple[str, ...]) -> list[str]:
+    """``--systems a,b`` as a list, every name checked against ``known`` (argparse error otherwise)."""
+    systems = [name for name in text.split(",") if name]
+    unknown = sorted(set(systems) - set(known))
+    if unknown or not systems:
+        parser.error(f"--systems: unknown {unknown}; choose from {known}")
+    return systems
+
+
+def finish(rows: list[dict], name: str, out: str | None, keys: list[str], metrics: dict[str, bool],
+           over: str) -> pd.DataFrame:
+    """Write the results CSV, then print the medians and bertbench's ratios (when bertbench ran); returns the rows.
+
+    Args:
+        keys: the columns that tell comparisons apart (task, dataset); empty when there is one.
+        over: what the medians are over, for the printed header ("seeds 0,1,2").
+    """
+    frame = pd.DataFrame(rows)
+    write_results(rows, name, out)
+    if "bertbench" in set(frame["system"]):
+        table = ratio_table(frame.assign(benchmark=name), keys or ["benchmark"], "system", "bertbench", metrics)
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(f"\nmedians over {over}; *_x = bertbench's advantage (> 1: bertbench better)")
+            print(table.to_string(index=False))
+    return frame
+
+
+def ratio_table(frame: pd.DataFrame, keys: list[str], system_col: str, ours: str,
+                metrics: dict[str, bool]) -> pd.DataFrame:
+    """Medians per (keys, system) and, for each metric, ``ours``' ratio to every other system.
+
+    Args:
+        metrics: metric column -> True when higher is better (ratio ours/theirs), False when lower is better
+            (ratio theirs/ours), so a ratio > 1 always means bertbench is better.
+    """
+    columns = list(dict.fromkeys(list(metrics) + [c for c in ("dev_score", "f1", "accuracy") if c in frame]))
+    medians = frame.groupby(keys + [system_col], sort=False)[columns].median().reset_index()
+    out = []
+    for _, group in medians.groupby(keys, sort=False):
+        mine = group[group[system_col] == ours]
+        for _, row in group.iterrows():
+            record = row.to_dict()
+            for metric, higher in metrics.items():
+                if len(mine) and row[metric] and mine.iloc[0][metric]:
+                    a, b = float(mine.iloc[0][metric]), float(row[metric])
+                    record[f"{metric}_x"] = round(a / b if higher else b / a, 2)
+            out.append(record)
+    return pd.DataFrame(out)

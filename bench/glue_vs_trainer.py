@@ -1,0 +1,221 @@
+"""GLUE fine-tuning, bertbench against the Hugging Face Trainer, side by side.
+
+Three systems on the same model, data subset, epochs and hyperparameters (the Trainer's defaults: lr 5e-5, no weight
+decay, no warmup, linear decay, clipping at 1.0, fused AdamW), each (system, seed) in its own fresh process:
+- ``trainer_pad128``: the Trainer as ``run_glue.py`` runs it by default (every input padded to 128 at tokenisation,
+  ``default_data_collator``, random batches);
+- ``trainer_dynamic``: the Trainer with ``DataCollatorWithPadding`` and ``train_sampling_strategy="group_by_length"``
+  (transformers 5's ``group_by_length``);
+- ``trainer_dynamic_bf16``: the same with ``bf16=True`` (the Trainer's bf16 autocast, on CPU too), to show how much
+  of bertbench's lead is its precision default;
+- ``bertbench``: notebook 03's path (``fit_and_evaluate``) with its defaults (``mixed_precision="auto"``: bf16
+  autocast on a GPU or a CPU with native bf16, see ``train.resolve_precision``).
+The slowest system, ``trainer_pad128``, runs for the ``--pad128-seeds`` only (default seed 0).
+Reported per run: train examples/s (epoch loops only), dev-prediction examples/s, peak resident memory, dev score.
+Prints medians over seeds and bertbench's ratio to each Trainer (> 1: bertbench better). Writes
+``bench/results/glue_vs_trainer.csv``.
+
+    python bench/glue_vs_trainer.py                       # SST-2 and MRPC, 4,000 examples, 1 epoch, 3 seeds
+    python bench/glue_vs_trainer.py --tasks sst2 --seeds 0 --train-examples 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from _common import finish, parse_systems, run_isolated
+
+SYSTEMS = ("trainer_pad128", "trainer_dynamic", "trainer_dynamic_bf16", "bertbench")
+
+
+def glue_config(args: dict, task: str, seed: int):
+    from bertbench.glue_finetune import GlueConfig
+
+    return GlueConfig(
+        preset="cpu", model=args["model"], tasks=(task,), seeds=(seed,), max_train_examples=args["train_examples"],
+        max_eval_examples=args["eval_examples"], selection="last", max_len=args["max_len"],
+        batch_size=args["batch_size"], eval_batch_size=args["eval_batch_size"], lr=args["lr"],
+        weight_decay=args["weight_decay"], warmup_ratio=args["warmup_ratio"], epochs=args["epochs"],
+        predict_test=False, keep_checkpoints=False)
+
+
+def score(task, logits, labels) -> float:
+    from bertbench import metrics as M
+
+    return M.task_score(task, M.task_metrics(task, logits, labels))
+
+
+def run_bertbench(args: dict, task_name: str, seed: int) -> dict:
+    from transformers import set_seed
+
+    from bertbench.data.glue import get_task
+    from bertbench.encoding import PadCollator
+    from bertbench.glue_finetune import encode_task, fit_and_evaluate, load_task_data
+    from bertbench.models import build_classifier
+    from bertbench.train import predict
+
+    task = get_task(task_name)
+    cfg = glue_config(args, task.name, seed)
+    data = load_task_data(cfg, task)
+    encoded = encode_task(cfg, data)
+    set_seed(seed)
+    model, _ = build_classifier(cfg.model, encoded.tokenizer, task.label_names, regression=task.is_regression,
+                                max_len=cfg.max_len)
+    collate = PadCollator(encoded.tokenizer, regression=task.is_regression)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, outcome = fit_and_evaluate(cfg, task, model, encoded.train, None, encoded.evals, collate, data, seed,
+                                          Path(tmp), encoded.tokenizer, desc=f"bertbench {task.name} s{seed}")
+    split = task.eval_splits[0]
+    started = time.perf_counter()
+    logits = predict(model, encoded.evals[split], collate, cfg.eval_batch_size, outcome.accelerator)
+    eval_s = time.perf_counter() - started
+    return {"train_s": outcome.result.train_seconds, "train_examples": len(data.train),
+            "train_examples_seen": outcome.result.examples_seen, "eval_s": eval_s,
+            "eval_examples": len(data.evals[split]), "dev_score": score(task, logits, data.evals[split].labels)}
+
+
+def run_trainer(args: dict, task_name: str, seed: int, system: str) -> dict:
+    import datasets
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+        default_data_collator,
+        set_seed,
+    )
+
+    from bertbench.data.glue import get_task
+    from bertbench.glue_finetune import load_task_data
+    from bertbench.models import resolve_model
+
+    task = get_task(task_name)
+    cfg = glue_config(args, task.name, seed)
+    data = load_task_data(cfg, task)  # the same examples bertbench trains and evaluates on
+    path = resolve_model(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    padded = system == "trainer_pad128"
+
+    def to_dataset(examples) -> datasets.Dataset:  # as run_glue.py's preprocess_function
+        columns = {"a": examples.text_a, "label": list(examples.labels)}
+        if examples.text_b is not None:
+            columns["b"] = examples.text_b
+        dataset = datasets.Dataset.from_dict(columns)
+        return dataset.map(lambda batch: tokenizer(batch["a"], batch.get("b"), truncation=True,
+                                                   max_length=cfg.max_len,
+                                                   padding="max_length" if padded else False),
+                           batched=True, remove_columns=[c for c in ("a", "b") if c in columns])
+
+    train_set = to_dataset(data.train)
+    split = task.eval_splits[0]
+    eval_set = to_dataset(data.evals[split])
+    set_seed(seed)
+    labels = ({"num_labels": 1, "problem_type": "regression"} if task.is_regression
+              else {"num_labels": task.num_labels, "problem_type": "single_label_classification"})
+    model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True, **labels)
+    bf16 = system == "trainer_dynamic_bf16"
+    with tempfile.TemporaryDirectory() as tmp:
+        training_args = TrainingArguments(
+            output_dir=tmp, per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
+            learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_ratio,
+            num_train_epochs=cfg.epochs, max_grad_norm=cfg.max_grad_norm, seed=seed, eval_strategy="no",
+            save_strategy="no", report_to="none", disable_tqdm=True, bf16=bf16,
+            use_cpu=not torch.cuda.is_available(),
+            train_sampling_strategy="random" if padded else "group_by_length")
+        timer = EpochTimer()
+        trainer = Trainer(model=model, args=training_args, train_dataset=train_set, processing_class=tokenizer,
+                          data_collator=default_data_collator if padded else DataCollatorWithPadding(tokenizer),
+                          callbacks=[timer.callback(TrainerCallback)])
+        trainer.train()
+        started = time.perf_counter()
+        logits = trainer.predict(eval_set).predictions
+        eval_s = time.perf_counter() - started
+    return {"train_s": timer.seconds, "train_examples": len(data.train),
+            "train_examples_seen": len(data.train) * cfg.epochs, "eval_s": eval_s,
+            "eval_examples": len(data.evals[split]), "dev_score": score(task, logits, data.evals[split].labels)}
+
+
+class EpochTimer:
+    """Seconds spent inside the Trainer's epochs (from on_epoch_begin to on_epoch_end), as bertbench's train_s."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def callback(self, base):
+        timer = self
+
+        class _Callback(base):
+            def on_epoch_begin(self, args, state, control, **kwargs):
+                timer._start = time.perf_counter()
+
+            def on_epoch_end(self, args, state, control, **kwargs):
+                timer.seconds += time.perf_counter() - timer._start
+
+        return _Callback()
+
+
+def measure(args: dict, task: str, seed: int, system: str) -> dict:
+    if system == "bertbench":
+        result = run_isolated(run_bertbench, args=args, task_name=task, seed=seed)
+    else:
+        result = run_isolated(run_trainer, args=args, task_name=task, seed=seed, system=system)
+    result["train_examples_per_s"] = result["train_examples_seen"] / result["train_s"]
+    result["eval_examples_per_s"] = result["eval_examples"] / result["eval_s"]
+    return {"benchmark": "glue_vs_trainer", "task": task, "system": system, "seed": seed, **result}
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="sst2,mrpc")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--pad128-seeds", default="0", help="seeds of trainer_pad128 (the slowest system)")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--train-examples", type=int, default=4000)
+    parser.add_argument("--eval-examples", type=int, default=0, help="cap on dev examples (0 = all)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--eval-batch-size", type=int, default=128)
+    parser.add_argument("--max-len", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--warmup-ratio", type=float, default=0.0)
+    parser.add_argument("--tiny", action="store_true", help="smoke test: 64 examples, 1 seed, max_len 32")
+    parser.add_argument("--out", default=None, help="results CSV (default bench/results/glue_vs_trainer.csv)")
+    opts = parser.parse_args(argv)
+    if opts.tiny:
+        opts.seeds, opts.train_examples, opts.eval_examples, opts.max_len = "0", 64, 32, 32
+    args = {"model": opts.model, "train_examples": opts.train_examples, "eval_examples": opts.eval_examples,
+            "epochs": opts.epochs, "batch_size": opts.batch_size, "eval_batch_size": opts.eval_batch_size,
+            "max_len": opts.max_len, "lr": opts.lr, "weight_decay": opts.weight_decay,
+            "warmup_ratio": opts.warmup_ratio}
+    systems = parse_systems(parser, opts.systems, SYSTEMS)
+    rows = []
+    for task in opts.tasks.split(","):
+        for seed in (int(s) for s in opts.seeds.split(",")):
+            for system in systems:  # interleaved: noise hits every system
+                if system == "trainer_pad128" and str(seed) not in opts.pad128_seeds.split(","):
+                    continue
+                row = measure(args, task, seed, system)
+                print(f"{task} seed {seed} {system}: {row['train_examples_per_s']:.1f} train ex/s, "
+                      f"{row['eval_examples_per_s']:.1f} eval ex/s, {row['peak_rss_mb']:.0f} MB, "
+                      f"dev {row['dev_score']:.4f}", flush=True)
+                rows.append({**row, **{k: v for k, v in args.items() if k != "train_examples"}})
+    return finish(rows, "glue_vs_trainer", opts.out, ["task"],
+                  {"train_examples_per_s": True, "eval_examples_per_s": True, "peak_rss_mb": False},
+                  f"seeds {opts.seeds} (trainer_pad128: {opts.pad128_seeds})")
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()

@@ -1,0 +1,120 @@
+"""The committed benchmark results as markdown tables (medians over seeds/repeats, bertbench's ratio to each other
+system, the issue's targets met or not), printed, and with ``--update-readme`` written into README.md between the
+``bench-table`` markers.
+
+    python bench/report.py [--update-readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from _common import RESULTS_DIR, ratio_table
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+MARKERS = ("<!-- bench-table:start -->", "<!-- bench-table:end -->")
+
+# name -> key columns, speed/memory metrics (True: higher is better), quality column, and the targets:
+# (key value or None, other system, metric, minimum ratio)
+BENCHES = {
+    "glue_vs_trainer": dict(
+        title="GLUE fine-tuning vs the HF Trainer", keys=["task"], quality="dev_score", runs="seed",
+        metrics={"train_examples_per_s": True, "eval_examples_per_s": True, "peak_rss_mb": False},
+        targets=[(None, "trainer_dynamic", "train_examples_per_s", 1.5),
+                 (None, "trainer_pad128", "train_examples_per_s", 4.0)]),
+    "longdoc_vs_belt": dict(
+        title="Long documents vs BELT", keys=["dataset"], quality="f1", runs="seed",
+        metrics={"train_docs_per_s": True, "predict_docs_per_s": True, "peak_rss_mb": False},
+        targets=[(None, "belt", "train_docs_per_s", 1.5), (None, "belt", "peak_rss_mb", 1.0)]),
+    "mlm_vs_trainer": dict(
+        title="MLM pretraining vs the HF Trainer", keys=[], quality="mean_train_loss", runs="seed",
+        metrics={"tokens_per_s": True, "peak_rss_mb": False}, targets=[(None, "trainer", "tokens_per_s", 1.3)]),
+    "inference_vs_pipeline": dict(
+        title="Inference vs transformers' pipeline", keys=["dataset"], quality="agreement_with_bertbench",
+        runs="repeat", metrics={"examples_per_s": True, "peak_rss_mb": False}, targets=[]),
+}
+NAMES = {"train_examples_per_s": "train ex/s", "eval_examples_per_s": "eval ex/s", "peak_rss_mb": "peak RSS MB",
+         "train_docs_per_s": "train docs/s", "predict_docs_per_s": "predict docs/s", "tokens_per_s": "tokens/s",
+         "examples_per_s": "examples/s", "dev_score": "dev score", "f1": "test F1",
+         "mean_train_loss": "mean train loss", "agreement_with_bertbench": "same labels as bertbench"}
+
+
+def bench_markdown(name: str, frame: pd.DataFrame) -> str:
+    spec = BENCHES[name]
+    keys = list(spec["keys"])
+    if not keys:
+        frame = frame.assign(all_rows="")
+        keys = ["all_rows"]
+    metrics = dict(spec["metrics"])
+    table = ratio_table(frame, keys, "system", "bertbench", metrics)
+    quality = frame.groupby(keys + ["system"], sort=False)[spec["quality"]].median()
+    runs = frame.groupby(keys + ["system"], sort=False)[spec["runs"]].nunique()
+    first = frame.iloc[0]
+    lines = [f"**{spec['title']}** (`{first['command']}`; {first['device']}, {first['cpu']}, "
+             f"{first['torch_threads']} threads, torch {first['torch']}, transformers {first['transformers']}, "
+             f"{first['date']}, commit {first['commit']})", ""]
+    header = [key for key in keys if key != "all_rows"] + ["system", "n"] + [NAMES[m] for m in metrics] + \
+        [NAMES[spec["quality"]]]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        record = row.to_dict()
+        index = tuple(record[key] for key in keys) + (record["system"],)
+        cells = [str(record[key]) for key in keys if key != "all_rows"] + [record["system"], str(runs[index])]
+        for metric in metrics:
+            value = record[metric]
+            ratio = record.get(f"{metric}_x")
+            shown = f"{value:,.0f}" if value >= 100 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
+            cells.append(shown if record["system"] == "bertbench" or pd.isna(ratio) else f"{shown} (**{ratio:.2f}×**)")
+        cells.append(f"{quality[index]:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    met = []
+    for key_value, other, metric, minimum in spec["targets"]:
+        part = table if key_value is None else table[table[keys[0]] == key_value]
+        for row in part[part["system"] == other].itertuples(index=False):
+            ratio = getattr(row, f"{metric}_x")
+            where = " ".join(str(getattr(row, key)) for key in keys if key != "all_rows")
+            verdict = "met" if ratio >= minimum else "**not met**"
+            met.append(f"{where} {NAMES[metric]} vs {other}: {ratio:.2f}× (target ≥ {minimum}×, {verdict})".strip())
+    lines += ["", "Ratios in bold: bertbench's advantage (> 1: bertbench faster or smaller)."
+              + (" Targets: " + "; ".join(met) + "." if met else "")]
+    return "\n".join(lines)
+
+
+def report(results_dir: Path = RESULTS_DIR) -> str:
+    parts = []
+    for name in BENCHES:
+        path = results_dir / f"{name}.csv"
+        if path.is_file():
+            parts.append(bench_markdown(name, pd.read_csv(path)))
+        else:
+            parts.append(f"**{BENCHES[name]['title']}**: not run yet (`python bench/{name}.py`).")
+    return "\n\n".join(parts) + "\n"
+
+
+def update_readme(text: str, readme: Path = README) -> bool:
+    content = readme.read_text()
+    pattern = re.compile(re.escape(MARKERS[0]) + r".*?" + re.escape(MARKERS[1]), re.DOTALL)
+    if not pattern.search(content):
+        sys.exit(f"{readme}: no {MARKERS[0]} ... {MARKERS[1]} block")
+    updated = pattern.sub(lambda _: f"{MARKERS[0]}\n{text}{MARKERS[1]}", content)
+    readme.write_text(updated)
+    return updated != content
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--update-readme", action="store_true")
+    opts = parser.parse_args()
+    text = report()
+    print(text)
+    if opts.update_readme:
+        print(f"README.md {'updated' if update_readme(text) else 'already up to date'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The benchmarks under bench/: each runs end to end in its ``--tiny`` form and writes its CSV (their speed is not
+checked here: that is what the committed bench/results/ are for), and the precision default they rely on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bertbench import train
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+MACHINE_COLUMNS = {"device", "cpu", "cpu_count", "torch_threads", "torch", "transformers", "commit", "command"}
+
+
+def run_bench(script: str, tmp_path: Path, *extra: str) -> pd.DataFrame:
+    out = tmp_path / f"{script}.csv"
+    completed = subprocess.run([sys.executable, str(BENCH / f"{script}.py"), "--tiny", "--out", str(out), *extra],
+                               capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "advantage" in completed.stdout  # the ratio table was printed
+    frame = pd.read_csv(out)
+    assert MACHINE_COLUMNS <= set(frame.columns)
+    assert frame["command"].str.contains(f"bench/{script}.py --tiny").all()
+    return frame
+
+
+def test_glue_vs_trainer_smoke(glue_dir, tmp_path):
+    frame = run_bench("glue_vs_trainer", tmp_path, "--tasks", "mrpc")
+    assert set(frame["system"]) == {"trainer_pad128", "trainer_dynamic", "trainer_dynamic_bf16", "bertbench"}
+    assert (frame["train_examples_per_s"] > 0).all() and (frame["eval_examples_per_s"] > 0).all()
+    assert (frame["peak_rss_mb"] > 100).all()
+    assert frame["dev_score"].between(0, 1).all()
+    assert (frame["train_examples"] == 64).all()  # both sides trained on the same subset
+
+
+def test_longdoc_vs_belt_smoke(tmp_path):
+    pytest.importorskip("belt_nlp")
+    frame = run_bench("longdoc_vs_belt", tmp_path, "--systems", "belt,bertbench")
+    assert set(frame["system"]) == {"belt", "bertbench"}
+    assert (frame["train_docs"] == 16).all() and (frame["test_docs"] == 8).all()  # same documents on both sides
+    assert frame["f1"].between(0, 1).all() and (frame["train_s"] > 0).all() and (frame["predict_s"] > 0).all()
+
+
+def test_mlm_vs_trainer_smoke(tmp_path):
+    frame = run_bench("mlm_vs_trainer", tmp_path)
+    assert set(frame["system"]) == {"trainer", "bertbench"}
+    assert (frame["steps"] == 4).all() and (frame["tokens"] == 4 * 8 * 64).all()  # the same work on both sides
+    assert (frame["tokens_per_s"] > 0).all() and frame["mean_train_loss"].notna().all()
+
+
+def test_inference_vs_pipeline_smoke(glue_dir, tmp_path):
+    frame = run_bench("inference_vs_pipeline", tmp_path)
+    assert set(frame["system"]) == {"pipeline", "pipeline_batched", "bertbench"}
+    assert set(frame["dataset"]) == {"sst2_dev", "hyperpartisan_test"}
+    assert (frame["examples"] == 24).all() and (frame["examples_per_s"] > 0).all()
+    # the same checkpoint must give the same labels whichever tool runs it
+    assert frame.loc[frame["dataset"] == "sst2_dev", "agreement_with_bertbench"].min() >= 0.95
+
+
+def test_ratio_table_reads_every_ratio_as_bertbench_advantage():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _common import ratio_table
+    finally:
+        sys.path.remove(str(BENCH))
+    frame = pd.DataFrame({"task": ["t"] * 4, "system": ["ours", "ours", "theirs", "theirs"],
+                          "speed": [10.0, 14.0, 4.0, 6.0], "memory": [100.0, 100.0, 300.0, 300.0]})
+    table = ratio_table(frame, ["task"], "system", "ours", {"speed": True, "memory": False}).set_index("system")
+    assert table.loc["theirs", "speed_x"] == 2.4  # median 12 / median 5
+    assert table.loc["theirs", "memory_x"] == 3.0  # lower is better: theirs / ours
+    assert table.loc["ours", "speed_x"] == 1.0
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ("flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni", True),
+    ("flags\t\t: fpu avx2 amx_bf16 amx_tile", True),
+    ("flags\t\t: fpu avx2 avx512f avx512_vnni", False),
+    ("Features\t: fp asimd", False),
+])
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch, flags, expected):
+    assert train.cpu_has_native_bf16(flags) is expected
+    monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda cpuinfo=None: expected)
+    assert train.resolve_precision("auto") == ("bf16" if expected else "no")
+    assert train.resolve_precision("no") == "no"  # an explicit choice is never overridden
+
+
+def test_readme_shows_the_committed_benchmark_results():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(BENCH))
+    readme = report.README.read_text()
+    start, end = (readme.index(marker) for marker in report.MARKERS)
+    assert readme[start + len(report.MARKERS[0]) + 1:end] == report.report(), \
+        "README's benchmark tables differ from bench/results/: run python bench/report.py --update-readme"
