@@ -205,3 +205,13 @@ def test_gradient_accumulation_matches_one_large_batch(bert_tokenizer, tmp_path)
         trained.append(model.state_dict())
     for key in trained[0]:
         torch.testing.assert_close(trained[0][key], trained[1][key], atol=1e-5, rtol=1e-4)
+
+
+def test_precision_can_change_between_runs_in_one_kernel():
+    """A notebook kernel may run an fp32 config after a bf16 one: accelerate's one-per-process state would refuse
+    the second precision ("restart your runtime"); new_accelerator resets it only when the precision differs."""
+    from bertbench.train import new_accelerator
+
+    assert new_accelerator("no").mixed_precision == "no"
+    assert new_accelerator("bf16").mixed_precision == "bf16"
+    assert new_accelerator("no").mixed_precision == "no"

@@ -40,7 +40,7 @@ from .data.corpus import batched, open_corpus
 from .models import configure_threads, load_tokenizer
 from .paths import runs_dir
 from .results import check_writable, make_rows, write_results
-from .train import build_optimizer, device_description, resolve_precision
+from .train import build_optimizer, device_description, new_accelerator
 
 NOTEBOOK = "02_pretrain_mlm"
 # name -> (layers, hidden); heads = hidden / 64 and feed-forward = 4 * hidden as in BERT
@@ -412,7 +412,6 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
     Returns:
         PretrainResult with the final model folder and the evaluation history.
     """
-    from accelerate import Accelerator
     from transformers import set_seed
 
     check_writable(results_path)
@@ -454,7 +453,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
 
     model = build_mlm_model(cfg.arch, cfg.size, tokenizer, cfg.max_len, cfg.dropout)
     model.config.bertbench_label = cfg.label
-    accelerator = Accelerator(mixed_precision=resolve_precision(cfg.mixed_precision))
+    accelerator = new_accelerator(cfg.mixed_precision)
     device = accelerator.device
     mask_generator = torch.Generator().manual_seed(cfg.seed)
     state, trainer = TrainState(run_id), None

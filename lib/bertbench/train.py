@@ -74,11 +74,25 @@ def resolve_precision(mixed_precision: str) -> str:
     return "bf16" if cpu_has_native_bf16() else "no"
 
 
-def make_accelerator(settings: TrainSettings):
-    from accelerate import Accelerator
+def new_accelerator(mixed_precision: str, **kwargs):
+    """An ``Accelerator`` with ``mixed_precision`` resolved (:func:`resolve_precision`).
 
-    return Accelerator(mixed_precision=resolve_precision(settings.mixed_precision),
-                       gradient_accumulation_steps=settings.grad_accum)
+    accelerate keeps one state per process and refuses a second Accelerator with another precision ("cannot be
+    changed, restart your runtime"): a notebook kernel that runs an fp32 config after a bf16 one would need a
+    restart. Only then is that state (never the process group) reset, so a distributed launch is unaffected.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    precision = resolve_precision(mixed_precision)
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision", precision) != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=precision, **kwargs)
+
+
+def make_accelerator(settings: TrainSettings):
+    return new_accelerator(settings.mixed_precision, gradient_accumulation_steps=settings.grad_accum)
 
 
 def device_description(device: torch.device, precision: str = "no") -> str:
