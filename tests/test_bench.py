@@ -99,3 +99,12 @@ def test_readme_shows_the_committed_benchmark_results():
     start, end = (readme.index(marker) for marker in report.MARKERS)
     assert readme[start + len(report.MARKERS[0]) + 1:end] == report.report(), \
         "README's benchmark tables differ from bench/results/: run python bench/report.py --update-readme"
+
+
+def test_regression_keeps_fp32_under_auto_precision():
+    """STS-B outputs in bf16 sit on a 1/64-1/128 grid whose ties bias Pearson/Spearman: "auto" stays fp32 there."""
+    from bertbench.glue_finetune import GlueConfig
+
+    assert GlueConfig().train_settings(regression=True).mixed_precision == "no"
+    assert GlueConfig().train_settings().mixed_precision == "auto"
+    assert GlueConfig(mixed_precision="bf16").train_settings(regression=True).mixed_precision == "bf16"

@@ -132,11 +132,15 @@ class GlueConfig(BaseConfig):
         """This config with ``task``'s overrides applied and ``tasks`` narrowed to it."""
         return self.replace(tasks=(task,), task_overrides="", **self.overrides_for(task))
 
-    def train_settings(self, tensorboard_dir: str | None = None) -> TrainSettings:
+    def train_settings(self, tensorboard_dir: str | None = None, regression: bool = False) -> TrainSettings:
+        """The loop's settings. ``regression``: "auto" precision stays fp32 (STS-B): bf16 outputs sit on a grid of
+        1/128 near 1 to 1/64 near 5, and the ties they make bias Pearson/Spearman (a tiny model's predictions
+        became one constant and its Pearson undefined)."""
+        precision = "no" if regression and self.mixed_precision == "auto" else self.mixed_precision
         return TrainSettings(
             epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
             max_grad_norm=self.max_grad_norm, grad_accum=self.grad_accum, patience=self.patience,
-            select="last" if self.selection == "last" else "best", mixed_precision=self.mixed_precision,
+            select="last" if self.selection == "last" else "best", mixed_precision=precision,
             tensorboard_dir=tensorboard_dir)
 
 
@@ -326,7 +330,7 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     sampler = LengthGroupedBatchSampler(train_set.lengths, cfg.batch_size, seed=seed,
                                         group_factor=50 if cfg.group_by_length else 0)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
-    accelerator = make_accelerator(cfg.train_settings())
+    accelerator = make_accelerator(cfg.train_settings(regression=task.is_regression))
 
     def evaluate(current_model) -> dict[str, float]:
         logits = predict(current_model, selection_set, collate, cfg.eval_batch_size, accelerator, desc="select")
@@ -336,7 +340,8 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
 
     tensorboard_dir = str(run_dir / "tensorboard") if cfg.tensorboard else None
     model, result = fit(
-        model, loader, evaluate if selection_set is not None else None, "score", cfg.train_settings(tensorboard_dir),
+        model, loader, evaluate if selection_set is not None else None, "score",
+        cfg.train_settings(tensorboard_dir, regression=task.is_regression),
         run_dir / "best", accelerator, save_extra=tokenizer.save_pretrained, desc=desc)
 
     # Report on the labelled evaluation splits with the reloaded best (or last) weights.
@@ -505,7 +510,7 @@ def predict_saved_runs(results_path: str | Path, runs_dir: str | Path | None = N
         if model.config.num_labels != max(task.num_labels, 1):
             raise ValueError(f"{run_id}: checkpoint {best} has {model.config.num_labels} outputs, {task.name} needs "
                              f"{task.num_labels}")
-        accelerator = make_accelerator(cfg.train_settings())
+        accelerator = make_accelerator(cfg.train_settings(regression=task.is_regression))
         model.to(accelerator.device)
         collate = PadCollator(tokenizer, regression=task.is_regression)
         logits = {split: predict(model, encode(examples, tokenizer, cfg.max_len), collate, cfg.eval_batch_size,

@@ -185,7 +185,7 @@ def run_multitask(cfg: HeadsConfig, tasks: tuple[str, ...], seed: int, results_p
     regression = [name for name in tasks if get_task(name).is_regression]
     sampler = MultitaskBatchSampler(train_set, cfg.batch_size, seed=seed, group_factor=50 if cfg.group_by_length else 0)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=TaskCollator(tokenizer, regression))
-    accelerator = make_accelerator(cfg.train_settings())
+    accelerator = make_accelerator(cfg.train_settings(regression=bool(regression)))
     collates = {name: PadCollator(tokenizer, regression=name in regression) for name in tasks}
 
     def scores(current, split_sets: dict[str, tuple]) -> dict[str, dict[str, float]]:
@@ -209,8 +209,9 @@ def run_multitask(cfg: HeadsConfig, tasks: tuple[str, ...], seed: int, results_p
     variant = "single_task" if len(tasks) == 1 else "multitask:" + "+".join(tasks)
     run_id = f"{'multitask' if len(tasks) > 1 else 'single'}-{'_'.join(tasks)}-s{seed}-" \
              f"{config_hash(cfg, seed=seed, variant=variant + ':' + '+'.join(tasks))}"
-    model, result = fit(model, loader, evaluate, "score", cfg.train_settings(), runs_dir() / "heads" / run_id / "best",
-                        accelerator, save_extra=tokenizer.save_pretrained, desc=f"{variant} s{seed}")
+    model, result = fit(model, loader, evaluate, "score", cfg.train_settings(regression=bool(regression)),
+                        runs_dir() / "heads" / run_id / "best", accelerator, save_extra=tokenizer.save_pretrained,
+                        desc=f"{variant} s{seed}")
     evals = {name: (prepared[name][2].evals["dev"], prepared[name][1].evals["dev"].labels) for name in tasks}
     dev = scores(model, evals)
     frames = []
