@@ -1,6 +1,7 @@
 """Text corpora for tokenizer training and MLM pretraining, read as streams of documents (never all in memory).
 
-Readers yield one document (a string, paragraphs joined by newlines) at a time, so a corpus larger than memory works:
+Readers yield one non-empty document (a string, paragraphs joined by newlines) at a time, so a corpus larger than
+memory works; bytes that are not UTF-8 are decoded as cp1252 with a DataWarning naming the file:
 - the WikiExtractor dump (``<doc ...>`` / title line / body / ``</doc>``): empty stub documents and title lines dropped;
 - plain text files or folders of them: documents separated by blank lines;
 - WikiText (tokenized v1): articles split at `` = Title = `` headings, heading lines and ``<unk>`` dropped, the
@@ -19,11 +20,12 @@ from itertools import islice
 from pathlib import Path
 
 from ..paths import data_dir
-from .examples import DataError
+from .examples import DataError, open_text
 
 _WIKITEXT_ESCAPES = ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."))
 _WIKITEXT_TITLE = re.compile(r"^ = [^=].* = $")
-_WIKITEXT_HEADING = re.compile(r"^ (= )+.*( =)+ $")
+# any heading (" = = Section = = " too), without nested repeats: those backtrack cubically on a long "= = = ..." line
+_WIKITEXT_HEADING = re.compile(r"^ = .* = $")
 
 
 def iter_wikiextractor(paths: Iterable[str | Path]) -> Iterator[str]:
@@ -33,7 +35,7 @@ def iter_wikiextractor(paths: Iterable[str | Path]) -> Iterator[str]:
         DataError: text outside a ``<doc>`` element or an unclosed element, naming the file and line.
     """
     for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open_text(path) as handle:
             inside, title_pending, lines, opened_at = False, False, [], 0
             for line_no, line in enumerate(handle, 1):
                 if line.startswith("<doc "):
@@ -60,7 +62,7 @@ def iter_wikiextractor(paths: Iterable[str | Path]) -> Iterator[str]:
 def iter_text_files(paths: Iterable[str | Path]) -> Iterator[str]:
     """Documents of plain UTF-8 text files: runs of non-blank lines separated by blank lines."""
     for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open_text(path) as handle:
             lines: list[str] = []
             for line in handle:
                 stripped = line.strip()
@@ -76,7 +78,7 @@ def iter_text_files(paths: Iterable[str | Path]) -> Iterator[str]:
 def iter_wikitext(path: str | Path) -> Iterator[str]:
     """Articles of a tokenized WikiText file, headings and ``<unk>`` removed (they are not text a tokenizer sees)."""
     lines: list[str] = []
-    with open(path, encoding="utf-8") as handle:
+    with open_text(path) as handle:
         for line in handle:
             if _WIKITEXT_TITLE.match(line.rstrip("\n")) and lines:
                 yield "\n".join(lines)
@@ -86,7 +88,8 @@ def iter_wikitext(path: str | Path) -> Iterator[str]:
             text = line.strip().replace("<unk>", " ")
             for escaped, plain in _WIKITEXT_ESCAPES:
                 text = text.replace(escaped, plain)
-            lines.append(" ".join(text.split()))
+            if text := " ".join(text.split()):  # a line of only <unk> is no text
+                lines.append(text)
     if lines:
         yield "\n".join(lines)
 
@@ -112,7 +115,12 @@ class Corpus:
 
     def __iter__(self) -> Iterator[str]:
         documents = self.open()
-        return islice(documents, self.max_docs) if self.max_docs else documents
+        empty = True
+        for document in islice(documents, self.max_docs) if self.max_docs else documents:
+            empty = False
+            yield document
+        if empty:  # fail here, not in the tokenizer trainer or an empty DataLoader
+            raise DataError(f"corpus {self.name!r}: no documents (empty files, or only blank lines and headings)")
 
 
 def batched(documents: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -80,7 +80,14 @@ def read_bbc(folder: str | Path | None = None) -> Documents:
 
 def read_documents(path: str | Path, text: str = "text", label: str = "label", label_sep: str = "",
                    id_column: str | None = None, label_names: Sequence[str] | None = None) -> Documents:
-    """A CSV or JSONL file of documents; ``label_sep`` splits a label field into several labels (multi-label)."""
+    """A CSV or JSONL file of documents; ``label_sep`` splits a label field into several labels (multi-label).
+
+    Read with :func:`~bertbench.data.text_label.read_csv` / :func:`~bertbench.data.text_label.read_jsonl`: empty
+    documents are kept with a DataWarning, bytes that are not UTF-8 are decoded as cp1252 with a DataWarning.
+
+    Raises:
+        DataError: a malformed row, or a label outside ``label_names`` (file, line or id, field, the allowed labels).
+    """
     path = Path(path)
     reader = {".csv": read_csv, ".jsonl": read_jsonl, ".json": read_jsonl}.get(path.suffix.lower())
     if reader is None:
@@ -93,9 +100,13 @@ def read_documents(path: str | Path, text: str = "text", label: str = "label", l
     examples, combos = reader(path, text=text, label=label, id_column=id_column)
     parts = [tuple(part.strip() for part in combo.split(label_sep) if part.strip()) for combo in combos]
     names = tuple(label_names) if label_names else tuple(sorted({name for labels in parts for name in labels}))
+    if not names:
+        raise DataError(f"{path}: field {label!r}: no label in any document (a multi-label task needs label names)")
     unknown = sorted({name for labels in parts for name in labels} - set(names))
     if unknown:
-        raise DataError(f"{path}: field {label!r}: label(s) {unknown} are not in label_names {list(names)}")
+        first = next(i for i, combo in enumerate(examples.labels) if set(parts[combo]) - set(names))
+        where = f"{path}: id {examples.ids[first]!r}" if id_column else f"{path}:{examples.ids[first]}"
+        raise DataError(f"{where}: field {label!r}: label(s) {unknown} are not in label_names {list(names)}")
     hot = [[1 if name in parts[combo] else 0 for name in names] for combo in examples.labels]
     examples.labels = hot
     return Documents(path.stem, examples, names, multilabel=True)
@@ -111,7 +122,7 @@ def load_documents(spec: str, text: str = "text", label: str = "label", label_se
     if spec.startswith("hf:"):
         parts = spec.split(":")[1:]
         if len(parts) not in (2, 3):
-            raise ValueError(f"dataset: {spec!r} is not 'hf:<dataset>[:<config>]:<split>'")
+            raise DataError(f"dataset: {spec!r} is not 'hf:<dataset>[:<config>]:<split>'")
         from datasets import load_dataset
 
         name, config, split = (parts[0], None, parts[1]) if len(parts) == 2 else parts

@@ -1,14 +1,90 @@
-"""The in-memory form every reader returns: parallel lists of texts, optional text pairs, labels and ids."""
+"""The in-memory form every reader returns (parallel lists of texts, optional text pairs, labels and ids), and what
+the readers share: :class:`DataError` and :class:`DataWarning`, and :func:`open_text`, which reads a text file as
+UTF-8 with a legacy-encoding fallback (BBC's ``sport/199.txt`` is latin-1).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import dataclasses
 import random
-from collections.abc import Sequence
+import re
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+# One document on one line is legitimate input (a long article in a CSV cell); the csv default limit is 128 KiB.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+# Bytes that are not UTF-8 arrive as U+DC80..U+DCFF (the surrogateescape handler) and are replaced by their cp1252
+# character, or their latin-1 one for the five bytes cp1252 leaves undefined.
+_ESCAPED_BYTE = re.compile(r"[\udc80-\udcff]")
+_LEGACY_CHAR = {0xDC00 + byte: bytes([byte]).decode("cp1252", errors="ignore") or chr(byte)
+                for byte in range(0x80, 0x100)}
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class DataError(ValueError):
     """A data file is missing or malformed; the message names the file, the line and the field."""
+
+
+class DataWarning(UserWarning):
+    """A data file was read, but not as it stands: bytes that are not UTF-8, or empty texts (the message says)."""
+
+
+def _decoded_lines(handle, path: Path) -> Iterator[str]:
+    warned = False
+    for line_no, line in enumerate(handle, 1):
+        if _ESCAPED_BYTE.search(line):
+            line = line.translate(_LEGACY_CHAR)
+            if not warned:
+                warnings.warn(f"{path}:{line_no}: bytes that are not UTF-8 (first on this line), decoded as cp1252 "
+                              f"(latin-1) instead; re-save the file as UTF-8 to silence this", DataWarning,
+                              stacklevel=3)
+                warned = True
+        yield line
+
+
+@contextlib.contextmanager
+def open_text(path: str | Path, newline: str | None = None) -> Iterator[Iterator[str]]:
+    """The lines of a UTF-8 text file (a BOM dropped), with a fallback for bytes that are not UTF-8.
+
+    Such bytes are decoded as cp1252 (latin-1 for the five bytes cp1252 lacks), with one :class:`DataWarning` per
+    file naming the file and the first line that has them. Lines are decoded as they are read (streaming).
+
+    Args:
+        path: the file.
+        newline: as for :func:`open` (``""`` for the csv module).
+
+    Raises:
+        DataError: the file is UTF-16 (a BOM says so): it would otherwise read as garbage.
+    """
+    path = Path(path)
+    with open(path, "rb") as raw:
+        if raw.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            raise DataError(f"{path}: UTF-16 text (it starts with a UTF-16 byte order mark); save it as UTF-8")
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline=newline) as handle:
+        yield _decoded_lines(handle, path)
+
+
+def check_text(value: object, where: str, field: str) -> str:
+    """``value`` if it is a string a tokenizer accepts; DataError naming ``where`` and ``field`` otherwise."""
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field {field!r}: expected text, got {type(value).__name__}")
+    if surrogate := _LONE_SURROGATE.search(value):
+        # JSON can spell one ("\ud800"); tokenizers then fail with a TypeError far from the file
+        raise DataError(f"{where}: field {field!r}: a lone surrogate {surrogate.group()!r} at character "
+                        f"{surrogate.start()} is not valid Unicode text")
+    return value
+
+
+def warn_empty_texts(source: str | Path, empty: list[str]) -> None:
+    """One :class:`DataWarning` for the empty or whitespace-only texts of a file (``empty``: where each one is)."""
+    if empty:
+        warnings.warn(f"{empty[0]}: empty or whitespace-only text ({len(empty)} in {source}); kept as they are, "
+                      f"the model sees only special tokens for them", DataWarning, stacklevel=3)
 
 
 @dataclasses.dataclass

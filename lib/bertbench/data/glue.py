@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import sys
+import math
 from pathlib import Path
 
-from .examples import DataError, Examples
-
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+from .examples import DataError, Examples, open_text, warn_empty_texts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,12 +207,15 @@ def _label_index(task: GlueTask, raw: str, where: str) -> int | float:
     raw = raw.strip()
     if task.is_regression:
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise DataError(f"{where}: field 'label': {raw!r} is not a number") from None
+        if not math.isfinite(value):
+            raise DataError(f"{where}: field 'label': {raw!r} is not a finite number")
+        return value
     if raw in task.label_names:
         return task.label_names.index(raw)
-    if raw.isdigit() and int(raw) < len(task.label_names):
+    if raw.isascii() and raw.isdigit() and int(raw) < len(task.label_names):  # "²".isdigit(), but int("²") fails
         return int(raw)
     raise DataError(f"{where}: field 'label': {raw!r} is not one of {task.label_names} or 0..{task.num_labels - 1}")
 
@@ -227,6 +228,9 @@ def read_glue_tsv(task: GlueTask | str, split: str, glue_dir: Path | str) -> Exa
         split: ``train``, ``dev``, ``test`` (MNLI: ``dev_matched``, ``dev_mismatched``, ``test_matched``, ...).
         glue_dir: the folder holding ``CoLA/``, ``SST-2/``, ...
 
+    Empty or whitespace-only sentences are kept (every test row needs a prediction) and reported in one
+    :class:`DataWarning`, as are bytes that are not UTF-8 (decoded as cp1252).
+
     Raises:
         DataError: the file is missing, or a row is malformed (message: file, line, field).
     """
@@ -234,37 +238,44 @@ def read_glue_tsv(task: GlueTask | str, split: str, glue_dir: Path | str) -> Exa
     path = find_split_file(task, split, Path(glue_dir))
     layout = task.files[split][1]
     text_a, text_b, labels, ids = [], [] if layout.text_b is not None else None, [], []
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        if layout.header:
-            header = next(reader, None)
-            if header is None:
-                raise DataError(f"{path}: the file is empty (expected a header line)")
-            columns = {name.strip(): pos for pos, name in enumerate(header)}
-            wanted = [layout.text_a, layout.text_b, layout.label, layout.index]
-            missing = [name for name in wanted if name is not None and name not in columns]
-            if missing:
-                raise DataError(f"{path}:1: header lacks column(s) {missing}; it has {list(columns)}")
-            pos = {key: columns.get(getattr(layout, key)) for key in ("text_a", "text_b", "label", "index")}
-            n_fields = len(header)
-        else:
-            pos = {key: getattr(layout, key) for key in ("text_a", "text_b", "label", "index")}
-            n_fields = None
-        needed = max(p for p in pos.values() if p is not None) + 1
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # blank line (some files end with one)
-            if n_fields is None:
-                n_fields = len(row)
-            if len(row) < needed or (layout.header and len(row) != n_fields):
-                raise DataError(f"{where}: expected {n_fields} tab-separated fields, got {len(row)}")
-            text_a.append(row[pos["text_a"]])
-            if text_b is not None:
-                text_b.append(row[pos["text_b"]])
-            if pos["label"] is not None:
-                labels.append(_label_index(task, row[pos["label"]], where))
-            ids.append(row[pos["index"]] if pos["index"] is not None else str(reader.line_num))
+    empty = []
+    with open_text(path, newline="") as lines:
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+        try:
+            if layout.header:
+                header = next(reader, None)
+                if header is None:
+                    raise DataError(f"{path}: the file is empty (expected a header line)")
+                columns = {name.strip(): pos for pos, name in enumerate(header)}
+                wanted = [layout.text_a, layout.text_b, layout.label, layout.index]
+                missing = [name for name in wanted if name is not None and name not in columns]
+                if missing:
+                    hint = " (is it tab-separated?)" if len(header) == 1 else ""
+                    raise DataError(f"{path}:1: header lacks column(s) {missing}; it has {list(columns)}{hint}")
+                pos = {key: columns.get(getattr(layout, key)) for key in ("text_a", "text_b", "label", "index")}
+                n_fields = len(header)
+            else:
+                pos = {key: getattr(layout, key) for key in ("text_a", "text_b", "label", "index")}
+                n_fields = max(p for p in pos.values() if p is not None) + 1  # CoLA: source, label, mark, sentence
+            # (position, name in messages) of the text fields; headerless CoLA has only positions
+            texts = [(pos[key], repr(getattr(layout, key)) if layout.header else f"#{pos[key] + 1}")
+                     for key in ("text_a", "text_b") if pos[key] is not None]
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # blank line (some files end with one)
+                if len(row) != n_fields:
+                    raise DataError(f"{where}: expected {n_fields} tab-separated fields, got {len(row)}")
+                empty += [f"{where}: field {name}" for p, name in texts if not row[p].strip()]
+                text_a.append(row[pos["text_a"]])
+                if text_b is not None:
+                    text_b.append(row[pos["text_b"]])
+                if pos["label"] is not None:
+                    labels.append(_label_index(task, row[pos["label"]], where))
+                ids.append(row[pos["index"]] if pos["index"] is not None else str(reader.line_num))
+        except csv.Error as err:
+            raise DataError(f"{path}:{reader.line_num}: not a tab-separated row ({err})") from None
+    warn_empty_texts(path, empty)
     if not text_a:
         raise DataError(f"{path}: no examples")
     return Examples(text_a, text_b, labels if pos["label"] is not None else None, ids, source=str(path))

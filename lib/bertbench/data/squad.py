@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .examples import DataError
+from .examples import DataError, check_text, warn_empty_texts
 
 # How far (in characters) a wrong answer_start may be from where the answer text really occurs before it is an error;
 # some SQuAD-format conversions count characters differently (e.g. after stripping or re-encoding the context).
@@ -91,7 +91,9 @@ def read_squad(path: str | Path) -> list[QAExample]:
     """Read a SQuAD 1.1 or 2.0 JSON file.
 
     Answer starts that are off by at most ``ANSWER_START_TOLERANCE`` characters are corrected to the nearest
-    occurrence of the answer text; ``plausible_answers`` (2.0) are ignored.
+    occurrence of the answer text; ``plausible_answers`` (2.0) are ignored. Empty or whitespace-only questions and
+    contexts are kept and reported in one DataWarning. Unlike the other readers, bytes that are not UTF-8 are an
+    error: JSON is UTF-8 by definition, and answer_start counts characters of the text as written.
 
     Args:
         path: the JSON file (``{"version", "data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}``).
@@ -100,8 +102,8 @@ def read_squad(path: str | Path) -> list[QAExample]:
         One :class:`QAExample` per question, in file order.
 
     Raises:
-        DataError: the file is missing, not UTF-8 or not JSON, or an entry is malformed; the message names the file
-            and the JSON location (``data[3].paragraphs[1].qas[0]: missing 'question'``).
+        DataError: the file is missing, not UTF-8 or not JSON, has no questions, or an entry is malformed; the
+            message names the file and the JSON location (``data[3].paragraphs[1].qas[0]: missing 'question'``).
     """
     path = Path(path)
     if not path.is_file():
@@ -114,24 +116,32 @@ def read_squad(path: str | Path) -> list[QAExample]:
         root = json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except (ValueError, RecursionError) as err:  # an integer of > 4300 digits; arrays nested too deep
+        raise DataError(f"{path}: JSON that Python cannot hold ({type(err).__name__}: {err})") from None
     if not isinstance(root, dict) or "data" not in root:
         raise DataError(f"{path}: missing top-level 'data' (expected a SQuAD file: {{'version', 'data': [...]}})")
     data = _get(root, "data", list, "top level", path)
 
     examples: list[QAExample] = []
     seen: dict[str, str] = {}  # id -> where it was first seen, for the duplicate message
+    empty: list[str] = []
     for i, article in enumerate(data):
         paragraphs = _get(article, "paragraphs", list, f"data[{i}]", path)
         for j, paragraph in enumerate(paragraphs):
             where_paragraph = f"data[{i}].paragraphs[{j}]"
-            context = _get(paragraph, "context", str, where_paragraph, path)
+            context = check_text(_get(paragraph, "context", str, where_paragraph, path), f"{path}: {where_paragraph}",
+                                 "context")
+            if not context.strip():
+                empty.append(f"{path}: {where_paragraph}: field 'context'")
             for k, qa in enumerate(_get(paragraph, "qas", list, where_paragraph, path)):
                 where = f"{where_paragraph}.qas[{k}]"
                 qid = str(_get(qa, "id", (str, int), where, path))
                 if qid in seen:
                     raise DataError(f"{path}: {where}: duplicate id {qid!r} (first at {seen[qid]})")
                 seen[qid] = where
-                question = _get(qa, "question", str, where, path)
+                question = check_text(_get(qa, "question", str, where, path), f"{path}: {where}", "question")
+                if not question.strip():
+                    empty.append(f"{path}: {where}: field 'question'")
                 is_impossible = qa.get("is_impossible", False)  # absent in SQuAD 1.1: every question answerable
                 if not isinstance(is_impossible, bool):
                     raise DataError(f"{path}: {where}: 'is_impossible' should be true or false, got {is_impossible!r}")
@@ -162,6 +172,9 @@ def read_squad(path: str | Path) -> list[QAExample]:
                     answers.append(answer_text)
                     starts.append(found)
                 examples.append(QAExample(qid, question, context, answers, starts, is_impossible))
+    if not examples:
+        raise DataError(f"{path}: no questions")
+    warn_empty_texts(path, empty)
     return examples
 
 

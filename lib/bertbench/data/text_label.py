@@ -4,24 +4,32 @@ The classic BERT TSV layout has no header and the columns ``ID, ALPHA_COL, LABEL
 column is a throw-away letter kept by the original run_classifier recipes). Labels may be strings or integers;
 their order is given by ``label_names`` or, if not given, is the sorted set of labels in the file, and is returned so
 that the dev and test files of the same task use the same order.
+
+All file readers here: a malformed row is a DataError naming the file, the line and the field; empty or
+whitespace-only texts are kept (a test row still needs its prediction) and reported in one DataWarning per file; bytes
+that are not UTF-8 are decoded as cp1252 with a DataWarning (see :func:`~bertbench.data.examples.open_text`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from .examples import DataError, Examples
+from .examples import DataError, Examples, check_text, open_text, warn_empty_texts
 
 
 def _to_label(raw, label_names: list[str] | None, regression: bool, where: str) -> int | float:
     if regression:
         try:
-            return float(raw)
+            value = float(raw)
         except (TypeError, ValueError):
             raise DataError(f"{where}: field 'label': {raw!r} is not a number") from None
+        if isinstance(raw, bool) or not math.isfinite(value):  # JSON true would be 1.0; NaN would poison the loss
+            raise DataError(f"{where}: field 'label': {raw!r} is not a finite number")
+        return value
     if label_names is None:
         raise DataError(f"{where}: label_names must be known to read labels")
     key = str(raw).strip()
@@ -40,18 +48,21 @@ def _label_names_from(values: Sequence, given: Sequence[str] | None) -> list[str
 
 def _finish(rows: list[dict], where_of: list[str], text: str, text_pair: str | None, label: str | None,
             label_names: Sequence[str] | None, regression: bool, source: str, id_column: str | None):
-    text_a, text_b, ids = [], [] if text_pair else None, []
+    text_a, text_b, ids, empty = [], [] if text_pair else None, [], []
     for row, where in zip(rows, where_of, strict=True):
         for column in (text, text_pair, label, id_column):
             if column is not None and column not in row:
                 raise DataError(f"{where}: field {column!r} is missing (fields: {sorted(row)})")
-        value = row[text]
-        if not isinstance(value, str):
-            raise DataError(f"{where}: field {text!r}: expected text, got {type(value).__name__}")
-        text_a.append(value)
+        for column in (text, text_pair) if text_pair else (text,):
+            if not check_text(row[column], where, column).strip():
+                empty.append(f"{where}: field {column!r}")
+        text_a.append(row[text])
         if text_b is not None:
-            text_b.append(str(row[text_pair]))
+            text_b.append(row[text_pair])
+        if label is not None and (row[label] is None or isinstance(row[label], (list, dict))):
+            raise DataError(f"{where}: field {label!r}: expected a label, got {json.dumps(row[label])[:50]}")
         ids.append(str(row[id_column]) if id_column else where.rsplit(":", 1)[-1])
+    warn_empty_texts(source, empty)
     names = None
     labels = None
     if label is not None:
@@ -67,27 +78,33 @@ def read_bert_tsv(path: str | Path, label_names: Sequence[str] | None = None, ha
 
     Returns:
         (examples, label_names): label order as given, or the sorted labels of this file.
+
+    Raises:
+        DataError: a row with another number of fields, or a label outside ``label_names`` (file, line, field).
     """
     path = Path(path)
     rows, where_of = [], []
     n_fields = None
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) not in (4, 5):
-                raise DataError(f"{where}: expected 4 or 5 tab-separated fields (ID, ALPHA, LABEL, TEXT_A[, TEXT_B]), "
-                                f"got {len(row)}")
-            n_fields = n_fields or len(row)
-            if len(row) != n_fields:
-                raise DataError(f"{where}: expected {n_fields} fields like the first row, got {len(row)}")
-            record = {"id": row[0], "label": row[2], "text_a": row[3]}
-            if n_fields == 5:
-                record["text_b"] = row[4]
-            rows.append(record)
-            where_of.append(where)
+    with open_text(path, newline="") as lines:
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+        try:
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                if len(row) not in (4, 5):
+                    raise DataError(f"{where}: expected 4 or 5 tab-separated fields (ID, ALPHA, LABEL, TEXT_A"
+                                    f"[, TEXT_B]), got {len(row)}")
+                n_fields = n_fields or len(row)
+                if len(row) != n_fields:
+                    raise DataError(f"{where}: expected {n_fields} fields like the first row, got {len(row)}")
+                record = {"id": row[0], "label": row[2], "text_a": row[3]}
+                if n_fields == 5:
+                    record["text_b"] = row[4]
+                rows.append(record)
+                where_of.append(where)
+        except csv.Error as err:
+            raise DataError(f"{path}:{reader.line_num}: not a tab-separated row ({err})") from None
     return _finish(rows, where_of, "text_a", "text_b" if n_fields == 5 else None, "label" if has_labels else None,
                    label_names, False, str(path), "id")
 
@@ -99,30 +116,43 @@ def read_csv(path: str | Path, text: str = "text", text_pair: str | None = None,
 
     Returns:
         (examples, label_names) — label_names is None for regression or unlabelled files.
+
+    Raises:
+        DataError: a row lacks a column or has another number of fields than the header, or a label is outside
+            ``label_names`` (file, line, field).
     """
     path = Path(path)
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        if reader.fieldnames is None:
-            raise DataError(f"{path}: the file is empty (expected a header line)")
-        rows, where_of = [], []
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            if None in row or any(value is None for value in row.values()):
-                raise DataError(f"{where}: expected {len(reader.fieldnames)} fields like the header, got a different "
-                                f"number")
-            rows.append(row)
-            where_of.append(where)
+    with open_text(path, newline="") as lines:
+        reader = csv.DictReader(lines, delimiter=delimiter)
+        try:
+            if reader.fieldnames is None:
+                raise DataError(f"{path}: the file is empty (expected a header line)")
+            n_fields = len(reader.fieldnames)
+            rows, where_of = [], []
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if None in row or any(value is None for value in row.values()):  # DictReader's marks of extra/missing
+                    got = n_fields + len(row.get(None, ())) - sum(value is None for value in row.values())
+                    raise DataError(f"{where}: expected {n_fields} fields like the header, got {got}")
+                rows.append(row)
+                where_of.append(where)
+        except csv.Error as err:
+            raise DataError(f"{path}:{reader.line_num}: not a {delimiter!r}-separated row ({err})") from None
     return _finish(rows, where_of, text, text_pair, label, label_names, regression, str(path), id_column)
 
 
 def read_jsonl(path: str | Path, text: str = "text", text_pair: str | None = None, label: str | None = "label",
                label_names: Sequence[str] | None = None, regression: bool = False, id_column: str | None = None):
-    """Read JSON Lines, one object per line, with named text / text-pair / label fields."""
+    """Read JSON Lines, one object per line, with named text / text-pair / label fields.
+
+    Raises:
+        DataError: a line is not a JSON object, a field is missing or of the wrong type, or a label is outside
+            ``label_names`` (file, line, field).
+    """
     path = Path(path)
     rows, where_of = [], []
-    with open(path, encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    with open_text(path) as lines:
+        for line_number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             where = f"{path}:{line_number}"
@@ -130,6 +160,8 @@ def read_jsonl(path: str | Path, text: str = "text", text_pair: str | None = Non
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+            except (ValueError, RecursionError) as err:  # an integer of > 4300 digits; arrays nested too deep
+                raise DataError(f"{where}: JSON that Python cannot hold ({type(err).__name__}: {err})") from None
             if not isinstance(record, dict):
                 raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
             rows.append(record)
