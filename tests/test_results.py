@@ -1,12 +1,23 @@
 """The results schema, atomic merge-writes, and the loader's errors."""
 
+import csv
 import json
+import multiprocessing
+import shutil
 
 import pandas as pd
 import pytest
 
 import bertbench as bb
-from bertbench.results import COLUMNS, SCHEMA_VERSION, ResultsError, make_rows
+from bertbench.results import (
+    COLUMNS,
+    SCHEMA_VERSION,
+    ResultsError,
+    check_writable,
+    make_rows,
+    replace_results,
+    write_predictions,
+)
 
 
 def _rows(run_id="rte-s0-abc", value=0.6):
@@ -80,6 +91,10 @@ def test_newer_schema_version_fails_clearly(tmp_path):
     pd.DataFrame(rows)[list(COLUMNS)].to_csv(path, index=False)
     with pytest.raises(ResultsError, match="newer than this bertbench"):
         bb.load_results(path)
+    # a newer schema most likely added a column: still the version message, not "unknown column"
+    pd.DataFrame(rows)[list(COLUMNS)].assign(added_later="x").to_csv(path, index=False)
+    with pytest.raises(ResultsError, match=rf"r.csv:2: schema_version {SCHEMA_VERSION + 1} is newer"):
+        bb.load_results(path)
 
 
 def test_folder_loads_every_csv(tmp_path):
@@ -96,6 +111,15 @@ def test_unwritable_output_folder_fails_before_training(tmp_path):
         bb.run_glue(cfg, blocker / "sub" / "out.csv")
 
 
+def test_nearly_full_disk_fails_before_training(tmp_path, monkeypatch):
+    full = shutil.disk_usage(tmp_path)._replace(free=5 * 2**20)
+    monkeypatch.setattr("bertbench.results.shutil.disk_usage", lambda folder: full)
+    with pytest.raises(ResultsError) as error:
+        check_writable(tmp_path / "out" / "r.csv")
+    assert f"{tmp_path / 'out'}: its disk is (nearly) full, 5.0 MiB free" in str(error.value)
+    assert "BB_OUTPUT_DIR" in str(error.value)
+
+
 @pytest.mark.parametrize("version, dropped", [(1, ["variant", "layer"]), (2, ["layer"])])
 def test_files_of_older_schema_versions_load_with_the_added_columns_defaulted(tmp_path, version, dropped):
     path = tmp_path / "old.csv"
@@ -107,3 +131,121 @@ def test_files_of_older_schema_versions_load_with_the_added_columns_defaulted(tm
     bb.write_results(_rows("new-run"), path)  # a newer run merges into the old file
     merged = bb.load_results(path)
     assert set(merged["schema_version"]) == {version, SCHEMA_VERSION} and len(merged) == 4
+
+
+# --------------------------------------------------------------- truncated and hand-edited files
+
+_CONFIG = json.dumps({"lr": 1, "note": "a, \"quoted\""}, indent=1)  # 4 lines: quoted fields span lines
+_ROW_LINES = _CONFIG.count("\n") + 1
+
+
+def _file_with_multiline_config(path, edit=None) -> str:
+    """4 rows whose config spans 4 lines each: row i (0-based) starts on line 2 + 4 i. ``edit(rows)`` changes the
+    parsed rows before they are written; returns the file's text."""
+    bb.write_results([{**row, "config": _CONFIG} for row in _rows("a") + _rows("b")], path)
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert len(rows) == 5 and path.read_text().count("\n") == 1 + 4 * _ROW_LINES
+    if edit:
+        edit(rows)
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    return path.read_text()
+
+
+def _set(column, value):
+    def edit(rows):
+        rows[3][list(COLUMNS).index(column)] = value  # the third data row: line 2 + 2 * 4 = 10
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda rows: rows[3].pop(list(COLUMNS).index("device")), "21 fields where the header has 22"),
+    (lambda rows: rows[3].append("extra"), "23 fields where the header has 22"),
+    (_set("value", "high"), "column 'value': 'high' is not a number"),
+    (_set("seed", "1.5"), "column 'seed': '1.5' is not an integer"),
+    (_set("config", "{not json"), "column 'config' is not valid JSON"),
+])
+def test_hand_edited_row_is_named_by_its_line_in_the_file(tmp_path, edit, message):
+    path = tmp_path / "r.csv"
+    _file_with_multiline_config(path, edit)
+    with pytest.raises(ResultsError, match=rf"r.csv:10: {message}"):
+        bb.load_results(path)
+
+
+@pytest.mark.parametrize("broken", ['"cpu', '"cp"u'])
+def test_broken_quote_is_named_by_the_line_its_row_starts_on(tmp_path, broken):
+    path = tmp_path / "r.csv"
+    text = _file_with_multiline_config(path, _set("device", "MARK"))
+    path.write_text(text.replace("MARK", broken))
+    with pytest.raises(ResultsError, match=r"r.csv:10: not a readable CSV row"):
+        bb.load_results(path)
+
+
+def test_file_cut_mid_row_is_refused_where_pandas_would_fill_nan(tmp_path):
+    path = tmp_path / "r.csv"
+    text = _file_with_multiline_config(path, lambda rows: rows[4].__setitem__(list(COLUMNS).index("device"), "MARK"))
+    last = 2 + 3 * _ROW_LINES
+    # cut after the last row's device field: pandas reads the short row and fills the rest with NaN, silently
+    path.write_text(text[:text.index("MARK") + 4] + "\n")
+    assert pd.read_csv(path, dtype=str).iloc[-1][["wall_s", "created_at", "config"]].isna().all()
+    with pytest.raises(ResultsError, match=rf"r.csv:{last}: 19 fields where the header has 22"):
+        bb.load_results(path)
+    # cut inside the last row's quoted config (a crash of a non-atomic writer, a partial copy)
+    path.write_text(text[:-10])
+    with pytest.raises(ResultsError, match=rf"r.csv:{last}: not a readable CSV row.*cut short"):
+        bb.load_results(path)
+    path.write_text(text)  # the whole file, multi-line configs included, loads
+    assert len(bb.load_results(path)) == 4 and set(bb.load_results(path)["config"]) == {_CONFIG}
+
+
+# --------------------------------------------------------------- several writers, distributed launches
+
+
+def _write_runs(path: str, worker: int, runs: int, start) -> None:
+    """One of several processes merging its runs into the same file."""
+    start.wait(timeout=60)  # begin together, so that the read-merge-replace cycles overlap
+    for index in range(runs):
+        bb.write_results(_rows(f"w{worker}-{index}", value=index / runs), path)
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="flock locking is POSIX-only")
+def test_concurrent_writers_lose_no_rows(tmp_path):
+    path, workers, runs = tmp_path / "r.csv", 4, 10
+    # fork, not spawn: a spawned process spends ~10 s on 2 cores importing bertbench (torch, transformers); the
+    # children only run pandas and file I/O, so forking a parent that has torch loaded is safe
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(workers)
+    processes = [context.Process(target=_write_runs, args=(str(path), worker, runs, start))
+                 for worker in range(workers)]
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=120)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+    assert [process.exitcode for process in processes] == [0] * workers
+    frame = bb.load_results(path)
+    expected = {f"w{worker}-{index}" for worker in range(workers) for index in range(runs)}
+    assert set(frame["run_id"]) == expected
+    assert len(frame) == 2 * len(expected) and not frame.duplicated(["run_id", "metric"]).any()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]  # no lock or temporary file left behind
+
+
+def test_only_the_main_process_of_a_distributed_launch_writes(tmp_path, monkeypatch):
+    path, predictions = tmp_path / "r.csv", tmp_path / "p.csv"
+    bb.write_results(_rows("a"), path)
+    before = path.read_bytes()
+    monkeypatch.setenv("RANK", "1")
+    merged = bb.write_results(_rows("b"), path)
+    assert set(merged["run_id"]) == {"a", "b"} and path.read_bytes() == before  # the frame it would have written
+    assert len(replace_results(_rows("c"), path)) == 2 and path.read_bytes() == before
+    assert len(bb.write_results(_rows("d"), tmp_path / "new.csv")) == 2
+    write_predictions(pd.DataFrame({"run_id": ["d"], "out": [0.5]}), predictions)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
+    monkeypatch.setenv("RANK", "0")
+    bb.write_results(_rows("b"), path)
+    assert set(bb.load_results(path)["run_id"]) == {"a", "b"}

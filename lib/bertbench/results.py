@@ -5,19 +5,35 @@ be compared, and the full resolved config as JSON. Rows are written only here: t
 temporary file and ``os.replace`` (a crash never leaves half a file), and a run's rows replace earlier rows with the
 same ``run_id`` (re-running a configuration updates it instead of duplicating it). Per-example predictions, kept
 beside the results in ``predictions/`` for paired comparisons and bootstrap intervals, are merged the same way.
+
+Several runs may write one file at once (two notebooks, two seeds in parallel): each merge holds an exclusive lock
+(``flock`` on ``.<name>.lock`` beside the file) from reading the old rows to replacing the file, so no run's rows are
+lost. In a distributed launch (``torchrun``, ``accelerate launch``) only the main process writes; the others compute
+the same return values and leave the files alone. The loader checks the file's shape itself (a truncated or
+hand-edited row is named by file and line) before it checks the schema.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .dist import is_main_process
+
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: writes stay atomic, but two runs merging at once may drop rows
+    fcntl = None
 
 SCHEMA_VERSION = 3
 # Columns added after version 1: column -> (the version that added it, the value rows of older files get).
@@ -50,6 +66,9 @@ COLUMNS: dict[str, str] = {
     "config": "str",
 }
 REQUIRED_NONEMPTY = ("run_id", "notebook", "preset", "model", "task", "split", "metric")
+# check_writable refuses a disk with less free space: results are small, but a run that cannot write its checkpoints
+# or results fails only after it has trained
+MIN_FREE_BYTES = 100 * 2**20
 
 
 class ResultsError(ValueError):
@@ -64,11 +83,21 @@ def make_rows(common: Mapping[str, object], entries: Iterable[tuple[str, int, st
             for split, step, metric, value in entries]
 
 
-def validate(frame: pd.DataFrame, source: str = "rows") -> pd.DataFrame:
-    """Check columns, types and required values; return the frame with the schema's column order and dtypes."""
+def validate(frame: pd.DataFrame, source: str = "rows", lines: Sequence[int] | None = None) -> pd.DataFrame:
+    """Check columns, types and required values; return the frame with the schema's column order and dtypes.
+
+    Args:
+        lines: the file line each row starts on, for the messages (default: row i on line i + 2, below a header).
+    """
     if len(frame) and "schema_version" in frame.columns:
         frame = frame.copy()
-        newest = pd.to_numeric(frame["schema_version"], errors="coerce").max()
+        versions = pd.to_numeric(frame["schema_version"], errors="coerce")
+        newest = versions.max()
+        if newest > SCHEMA_VERSION:  # before the column checks: a newer schema may have added columns
+            position = int((versions > SCHEMA_VERSION).to_numpy().argmax())
+            line = lines[position] if lines is not None else position + 2
+            raise ResultsError(f"{source}:{line}: schema_version {frame['schema_version'].iloc[position]} is newer "
+                               f"than this bertbench ({SCHEMA_VERSION}); upgrade bertbench to read it")
         for column, (version, default) in ADDED_IN.items():  # files written before the column existed
             if column not in frame.columns and newest < version:
                 frame.insert(list(COLUMNS).index(column), column, default)
@@ -80,7 +109,7 @@ def validate(frame: pd.DataFrame, source: str = "rows") -> pd.DataFrame:
         raise ResultsError(f"{source}: unknown column(s) {extra}; the schema has {list(COLUMNS)}")
     frame = frame[list(COLUMNS)].copy()
     for position, (_, row) in enumerate(frame.iterrows()):
-        line = position + 2  # header is line 1
+        line = lines[position] if lines is not None else position + 2  # header is line 1
         for column in REQUIRED_NONEMPTY:
             if pd.isna(row[column]) or str(row[column]).strip() == "":
                 raise ResultsError(f"{source}:{line}: column {column!r} is empty")
@@ -93,9 +122,6 @@ def validate(frame: pd.DataFrame, source: str = "rows") -> pd.DataFrame:
                     raise ResultsError(f"{source}:{line}: column {column!r}: {value!r} is not a number") from None
                 if kind == "int" and number != int(number):
                     raise ResultsError(f"{source}:{line}: column {column!r}: {value!r} is not an integer")
-        if int(row["schema_version"]) > SCHEMA_VERSION:
-            raise ResultsError(f"{source}:{line}: schema_version {row['schema_version']} is newer than this "
-                               f"bertbench ({SCHEMA_VERSION}); upgrade bertbench to read it")
         try:
             json.loads(row["config"])
         except (TypeError, json.JSONDecodeError):
@@ -108,7 +134,12 @@ def validate(frame: pd.DataFrame, source: str = "rows") -> pd.DataFrame:
 
 
 def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    """Write ``frame`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    Does nothing on a non-main process of a distributed launch: every process computes the same rows, one writes.
+    """
+    if not is_main_process():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -123,32 +154,70 @@ def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
         raise
 
 
-def check_writable(path: str | Path) -> None:
-    """Fail now, not after an hour of training, if results cannot be written next to ``path``."""
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``path`` from reading its old rows to replacing it (read-merge-replace).
+
+    Without it, two runs merging into one file at once both read the old rows and the later replace drops the
+    other's run. The lock is ``flock`` on ``.<name>.lock`` beside the file, removed on release while still held; a
+    waiter that then gets the lock of the removed file sees another file (inode) at the path and locks that instead.
+    Not taken on non-main processes (they write nothing) or where there is no ``fcntl`` (Windows).
+    """
+    if fcntl is None or not is_main_process():
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.parent / f".{path.name}.lock"
+    while True:
+        handle = open(lock_path, "a")  # closed when the lock is released
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        handle.close()
+
+
+def check_writable(path: str | Path, min_free_bytes: int = MIN_FREE_BYTES, variable: str = "BB_OUTPUT_DIR") -> None:
+    """Fail now, not after an hour of training, if results cannot be written next to ``path``: the folder cannot be
+    created or written, or its disk has less than ``min_free_bytes`` free. ``variable``: the setting that moves it."""
     folder = Path(path).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
             pass
+        free = shutil.disk_usage(folder).free
     except OSError as err:
         raise ResultsError(f"cannot write results to {folder}: {err.strerror or err}; "
-                           f"set BB_OUTPUT_DIR to a writable folder") from None
+                           f"set {variable} to a writable folder") from None
+    if free < min_free_bytes:
+        raise ResultsError(f"cannot write results to {folder}: its disk is (nearly) full, {free / 2**20:.1f} MiB free "
+                           f"(at least {min_free_bytes / 2**20:.0f} MiB needed); free some space or set "
+                           f"{variable} to a folder on another disk")
 
 
 def write_results(rows: list[dict] | pd.DataFrame, path: str | Path) -> pd.DataFrame:
     """Validate ``rows`` and merge them into the CSV at ``path`` atomically.
 
-    Earlier rows with the same ``run_id`` are replaced; all other rows are kept. Returns the whole file's frame.
+    Earlier rows with the same ``run_id`` are replaced; all other rows are kept. Returns the whole file's frame
+    (on a non-main process of a distributed launch: the frame it would write; the file is left alone).
     """
     path = Path(path)
     new = validate(pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows, "new rows")
-    if path.exists():
-        old = load_results(path)
-        old = old[~old["run_id"].isin(set(new["run_id"]))]
-        merged = pd.concat([old, new], ignore_index=True) if len(old) else new
-    else:
-        merged = new
-    _atomic_write_csv(merged, path)
+    with _locked(path):
+        if path.exists():
+            old = load_results(path)
+            old = old[~old["run_id"].isin(set(new["run_id"]))]
+            merged = pd.concat([old, new], ignore_index=True) if len(old) else new
+        else:
+            merged = new
+        _atomic_write_csv(merged, path)
     return merged
 
 
@@ -157,7 +226,8 @@ def replace_results(rows: list[dict] | pd.DataFrame, path: str | Path) -> pd.Dat
     aggregation, whose earlier rows must not linger. Zero rows write a header-only file."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows, columns=list(COLUMNS))
     frame = validate(frame, "new rows")
-    _atomic_write_csv(frame, Path(path))
+    with _locked(Path(path)):
+        _atomic_write_csv(frame, Path(path))
     return frame
 
 
@@ -173,7 +243,7 @@ def write_predictions(frame: pd.DataFrame, path: str | Path, digits: int = 6, ex
 
     Earlier rows of the same run ids are replaced, all other rows are kept as they were (read back as text, so they
     are not re-rounded), and the file is rewritten atomically. Runs may have different columns (the union is written;
-    a column a run lacks is empty).
+    a column a run lacks is empty). Only the main process of a distributed launch writes.
 
     Args:
         digits: significant digits of float columns.
@@ -191,11 +261,48 @@ def write_predictions(frame: pd.DataFrame, path: str | Path, digits: int = 6, ex
     for column in new.columns:
         if pd.api.types.is_float_dtype(new[column]):
             new[column] = [text(value, column in exact) for value in new[column].to_numpy()]
-    if path.exists():
-        old = pd.read_csv(path, dtype=str, keep_default_na=False)
-        old = old[~old["run_id"].isin(set(new["run_id"].astype(str)))]
-        new = pd.concat([old, new.astype(str)], ignore_index=True) if len(old) else new
-    _atomic_write_csv(new, path)
+    with _locked(path):
+        if path.exists():
+            old = pd.read_csv(path, dtype=str, keep_default_na=False)
+            old = old[~old["run_id"].isin(set(new["run_id"].astype(str)))]
+            new = pd.concat([old, new.astype(str)], ignore_index=True) if len(old) else new
+        _atomic_write_csv(new, path)
+
+
+def _read_csv(file: Path) -> tuple[pd.DataFrame, list[int]]:
+    """The file's rows as text (empty fields missing) and the line each row starts on; a row that is not whole fails.
+
+    Read with the csv module, not pandas: pandas fills a short row (a file cut mid-row, a deleted field) with NaN
+    without a word. Line numbers are the file's own: a quoted field may span lines.
+    """
+    header: list[str] | None = None
+    rows, lines = [], []
+    start = 1  # the line the next row starts on
+    try:
+        with open(file, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle, strict=True)
+            for row in reader:
+                if header is None:
+                    header = row
+                elif row and len(row) != len(header):  # a blank line is skipped, as pandas does
+                    raise ResultsError(f"{file}:{start}: {len(row)} fields where the header has {len(header)} "
+                                       f"(a row cut short or hand-edited)")
+                elif row:
+                    rows.append(row)
+                    lines.append(start)
+                start = reader.line_num + 1
+    except csv.Error as err:
+        raise ResultsError(f"{file}:{start}: not a readable CSV row ({err}): an unclosed quote, a stray quote "
+                           f"or a file cut short") from None
+    except UnicodeDecodeError as err:
+        raise ResultsError(f"{file}: not UTF-8 text ({err})") from None
+    if header is None:
+        raise ResultsError(f"{file}: the file is empty")
+    duplicated = sorted({column for column in header if header.count(column) > 1})
+    if duplicated:
+        raise ResultsError(f"{file}:1: column(s) {duplicated} appear more than once in the header")
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    return frame.where(frame != ""), lines
 
 
 def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
@@ -207,13 +314,8 @@ def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
         files.extend(sorted(item.glob("*.csv")) if item.is_dir() else [item])
     frames = []
     for file in files:
-        try:
-            frame = pd.read_csv(file, dtype=str, keep_default_na=False, na_values=[""])
-        except pd.errors.ParserError as err:
-            raise ResultsError(f"{file}: not a readable CSV ({err})") from None
-        except pd.errors.EmptyDataError:
-            raise ResultsError(f"{file}: the file is empty") from None
-        frames.append(validate(frame, str(file)))
+        frame, lines = _read_csv(file)
+        frames.append(validate(frame, str(file), lines))
     if not frames:
         return validate(pd.DataFrame({column: [] for column in COLUMNS}))
     return pd.concat(frames, ignore_index=True)
