@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-all glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate bench bench-glue bench-longdoc bench-mlm bench-inference lab lint clean
+.PHONY: install test test-fast glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate bench bench-glue bench-longdoc bench-mlm bench-inference lab lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,11 +20,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-test: install  ## the test suite (offline, CPU, a few minutes)
-	$(BIN)/python -m pytest
-
-test-all: install  ## also the slow tests
+test: install  ## the whole test suite, the slow kill-and-resume and 2-process tests included (offline, CPU)
 	$(BIN)/python -m pytest -m "not gpu"
+
+test-fast: install  ## without the slow tests (about 4 minutes less)
+	$(BIN)/python -m pytest
 
 glue: install  ## notebook 03 on the defaults: packaged MiniLM, cpu preset, one seed
 	$(BIN)/python notebooks/03_glue_finetune.py

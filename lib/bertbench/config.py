@@ -19,6 +19,10 @@ from typing import Any, ClassVar
 from .paths import PATH_ENV_VARS
 
 _TRUE = {"1", "true", "yes", "on"}
+# Fields that say how to run, not what is run: a config class lists those it has in ``RUNTIME``. They are left out
+# of run ids (and, but for ``num_threads``, of the recorded config), so a re-run with more threads, other checkpoint
+# intervals, or one that forces a fresh start, is the same run.
+TRAINING_RUNTIME = ("num_threads", "resume", "checkpoint_every", "checkpoint_minutes")
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -59,6 +63,8 @@ class BaseConfig:
 
     preset: str = "cpu"
 
+    # fields that do not change what a run computes (see TRAINING_RUNTIME)
+    RUNTIME: ClassVar[tuple[str, ...]] = ("num_threads", "resume")
     # preset name -> field overrides applied on top of the dataclass defaults
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}, "cpu": {}, "full": {}}
 
@@ -145,7 +151,13 @@ class BaseConfig:
         return {name: (list(val) if isinstance(val, tuple) else val) for name, val in dataclasses.asdict(self).items()}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        """The config recorded with every result row (runtime fields but ``num_threads`` left out)."""
+        skip = set(self.RUNTIME) - {"num_threads"}
+        return json.dumps({k: v for k, v in self.to_dict().items() if k not in skip}, sort_keys=True)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide what a run computes (``RUNTIME`` left out): run ids hash this."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.RUNTIME}
 
     def __str__(self) -> str:
         width = max(len(name) for name in self.field_types())
@@ -174,7 +186,8 @@ def check_choice(name: str, value: str, choices: typing.Iterable[str]) -> None:
 # Range rules of the training fields several notebook configs share: name -> (low, high, low_open)
 TRAINING_RANGES = {"max_len": (8, 8192, False), "batch_size": (1, None, False), "grad_accum": (1, None, False),
                    "lr": (0, 1, True), "weight_decay": (0, None, False), "max_grad_norm": (0, None, False),
-                   "num_threads": (0, None, False)}
+                   "num_threads": (0, None, False), "checkpoint_every": (0, None, False),
+                   "checkpoint_minutes": (0, None, False)}
 
 
 def check_training_fields(config) -> None:

@@ -26,11 +26,21 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from . import metrics as M
-from .config import BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
+from .checkpoint import finished_rows, remove_training_state, start_or_skip
+from .config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
+from .dist import is_main_process
 from .encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, encode
-from .models import build_classifier, configure_threads, is_random, load_tokenizer, resolve_model, self_check
+from .models import (
+    build_classifier,
+    check_safe_weights,
+    configure_threads,
+    is_random,
+    load_tokenizer,
+    resolve_model,
+    self_check,
+)
 from .paths import runs_dir
 from .results import check_writable, load_results, make_rows, predictions_path, write_predictions, write_results
 from .train import TrainSettings, device_description, fit, make_accelerator, predict
@@ -83,7 +93,11 @@ class GlueConfig(BaseConfig):
     keep_checkpoints: bool = True  # keep runs/glue/<run_id>/best (needed for warm starts and probes)
     num_threads: int = 0
     trust_remote_code: bool = False
+    resume: bool = True  # skip runs already in the results file, continue an interrupted one (0: start afresh)
+    checkpoint_every: int = 0  # resume checkpoint every N optimizer steps too (0: epoch ends and checkpoint_minutes)
+    checkpoint_minutes: float = 10.0  # resume checkpoint every N minutes of training (0: not by time)
 
+    RUNTIME = TRAINING_RUNTIME
     PRESETS = {
         "tiny": dict(model="random-bert-2x64", seeds=(0, 1), task_overrides="",
                      max_train_examples=64, max_eval_examples=32, max_len=64, batch_size=16, eval_batch_size=32,
@@ -141,12 +155,15 @@ class GlueConfig(BaseConfig):
             epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
             max_grad_norm=self.max_grad_norm, grad_accum=self.grad_accum, patience=self.patience,
             select="last" if self.selection == "last" else "best", mixed_precision=precision,
-            tensorboard_dir=tensorboard_dir)
+            tensorboard_dir=tensorboard_dir, checkpoint_every=self.checkpoint_every,
+            checkpoint_minutes=self.checkpoint_minutes,
+            memory_hint=f"batch_size ({self.batch_size}; BB_BATCH_SIZE, with BB_GRAD_ACCUM to keep the effective "
+                        f"batch) or max_len ({self.max_len}; BB_MAX_LEN)")
 
 
 def config_hash(cfg: BaseConfig, **extra) -> str:
     """10 hex digits identifying ``cfg`` (thread count aside) plus ``extra``: equal settings, equal hash."""
-    blob = json.dumps({**{k: v for k, v in cfg.to_dict().items() if k != "num_threads"}, **extra}, sort_keys=True)
+    blob = json.dumps({**cfg.identity(), **extra}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
@@ -223,9 +240,11 @@ def _labels_to_text(task: GlueTask, logits: np.ndarray) -> list[str]:
 
 
 def write_submission(task: GlueTask, split: str, examples: Examples, logits: np.ndarray, folder: Path) -> Path:
-    """A GLUE submission TSV (``index<TAB>prediction``) named as the GLUE server expects."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """A GLUE submission TSV (``index<TAB>prediction``) named as the GLUE server expects (main process only)."""
     path = folder / task.submission[split]
+    if not is_main_process():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
     lines = ["index\tprediction"] + [f"{i}\t{p}" for i, p in zip(examples.ids, _labels_to_text(task, logits),
                                                                     strict=True)]
     path.write_text("\n".join(lines) + "\n")
@@ -266,6 +285,10 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
     cfg = cfg.for_task(task.name).replace(seeds=(seed,))
     run_id = (f"{variant}-" if variant else "") + run_id_for(cfg, task.name, seed)
     run_dir = runs_dir() / "glue" / run_id
+    done = start_or_skip(cfg.resume, results_path, run_id, run_dir / "resume",
+                         f"{task.name} seed {seed}" if verbose else "")
+    if done is not None:
+        return done
     started = time.perf_counter()
     configure_threads(cfg.num_threads)
     set_seed(seed)
@@ -285,7 +308,7 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
         print(f"[{task.name} seed {seed}] {len(data.train)} train examples, head {head_init}; first input: {decoded}")
 
     model, outcome = fit_and_evaluate(cfg, task, model, encoded.train, encoded.selection, encoded.evals, collate,
-                                      data, seed, run_dir, tokenizer, desc=f"{task.name} s{seed}")
+                                      data, seed, run_dir, tokenizer, desc=f"{task.name} s{seed}", run_id=run_id)
     for split, examples in data.tests.items():
         logits = predict(model, encoded.tests[split], collate, cfg.eval_batch_size, outcome.accelerator, desc=split)
         write_submission(task, split, examples, logits, run_dir / "submission")
@@ -297,14 +320,15 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
             write_submission(TASKS["ax"], "test", ax, logits, run_dir / "submission")
         except DataError as err:
             print(f"[mnli] no AX predictions: {err}")
-    if not cfg.keep_checkpoints:
-        shutil.rmtree(run_dir / "best", ignore_errors=True)
-
     rows = run_rows(cfg, task, seed, run_id, notebook, variant, head_init, outcome, len(data.train), started)
     # predictions first: a run in the results file then always has its per-example predictions
     write_predictions(prediction_frame(run_id, task, data.evals, outcome.eval_logits), predictions_path(results_path),
                       exact=PREDICTION_EXACT)
     write_results(rows, results_path)
+    # only now: a run killed before its rows were written resumes from these
+    remove_training_state(run_dir / "resume")
+    if not cfg.keep_checkpoints and is_main_process():
+        shutil.rmtree(run_dir / "best", ignore_errors=True)
     if verbose:
         print(f"[{task.name} seed {seed}] dev score {outcome.dev_score:.4f} (best epoch "
               f"{outcome.result.best_epoch + 1}, {rows[0]['wall_s']:.0f} s)")
@@ -324,9 +348,12 @@ class Outcome:
 
 
 def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selection_set, eval_sets: dict, collate,
-                     data: TaskData, seed: int, run_dir: Path, tokenizer, desc: str) -> tuple[object, Outcome]:
+                     data: TaskData, seed: int, run_dir: Path, tokenizer, desc: str,
+                     run_id: str = "") -> tuple[object, Outcome]:
     """Train ``model`` under ``cfg``'s selection protocol (length-grouped shuffled batches, best epoch reloaded),
-    then score it on every labelled evaluation split. Shared by the cross-encoder and the heads of notebook 05."""
+    then score it on every labelled evaluation split. Shared by the cross-encoder and the heads of notebook 05.
+
+    ``run_id``: keep a resume checkpoint under ``run_dir/resume`` for this run (continued if one is there)."""
     sampler = LengthGroupedBatchSampler(train_set.lengths, cfg.batch_size, seed=seed,
                                         group_factor=50 if cfg.group_by_length else 0)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
@@ -342,7 +369,8 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     model, result = fit(
         model, loader, evaluate if selection_set is not None else None, "score",
         cfg.train_settings(tensorboard_dir, regression=task.is_regression),
-        run_dir / "best", accelerator, save_extra=tokenizer.save_pretrained, desc=desc)
+        run_dir / "best", accelerator, save_extra=tokenizer.save_pretrained, desc=desc,
+        resume_dir=run_dir / "resume" if run_id else None, fingerprint=run_id)
 
     # Report on the labelled evaluation splits with the reloaded best (or last) weights.
     entries: list[tuple[str, int, str, float]] = []
@@ -384,10 +412,17 @@ def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: 
 def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:
     """Every (task, seed) of ``cfg``; each run's rows are written as soon as it ends (nothing lost on a crash)."""
     check_writable(results_path)
+    check_writable(runs_dir() / "glue" / "checkpoints", variable="BB_RUNS_DIR")
     frames = []
     for task_name in cfg.tasks:
         task = get_task(task_name)
         task_cfg = cfg.for_task(task.name)
+        if cfg.resume:  # every seed finished: nothing to read or tokenise
+            done = [finished_rows(results_path, run_id_for(task_cfg, task.name, seed)) for seed in task_cfg.seeds]
+            if all(rows is not None for rows in done):
+                print(f"[{task.name}] seeds {list(task_cfg.seeds)} already in {results_path}; BB_RESUME=0 reruns them")
+                frames += done
+                continue
         data = load_task_data(task_cfg, task)
         encoded = encode_task(task_cfg, data)
         for seed in task_cfg.seeds:
@@ -505,6 +540,7 @@ def predict_saved_runs(results_path: str | Path, runs_dir: str | Path | None = N
         configure_threads(cfg.num_threads)
         evals = load_eval_splits(cfg, task)
         tokenizer = load_tokenizer(str(best), trust_remote_code=cfg.trust_remote_code)
+        check_safe_weights(best)
         model = AutoModelForSequenceClassification.from_pretrained(best, use_safetensors=True,
                                                                    trust_remote_code=cfg.trust_remote_code)
         if model.config.num_labels != max(task.num_labels, 1):

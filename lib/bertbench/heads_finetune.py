@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from . import metrics as M
+from .checkpoint import remove_training_state, start_or_skip
 from .config import check_choice
 from .data.examples import Examples
 from .data.glue import get_task
@@ -133,21 +134,28 @@ def run_pair_study(cfg: HeadsConfig, results_path: str | Path, verbose: bool = T
         frames.append(run_task_seed(task_cfg, task.name, seed, data, Path(results_path), verbose, encoded,
                                     notebook=NOTEBOOK, variant="cross_encoder"))
         for fusion in cfg.fusions:
+            variant = f"two_input:{fusion}:{cfg.pooling}"
+            run_id = f"{variant.replace(':', '-')}-{config_hash(task_cfg, seed=seed, variant=variant)}"
+            run_dir = runs_dir() / "heads" / run_id
+            done = start_or_skip(cfg.resume, results_path, run_id, run_dir / "resume",
+                                 f"{task.name} two-input {fusion} seed {seed}" if verbose else "")
+            if done is not None:
+                frames.append(done)
+                continue
             started = time.perf_counter()
             configure_threads(cfg.num_threads)
             set_seed(seed)
-            variant = f"two_input:{fusion}:{cfg.pooling}"
             model = TwoInputModel(_encoder(cfg, tokenizer), task.num_labels,
                                   "regression" if task.is_regression else "single_label_classification",
                                   pooling=cfg.pooling, fusion=fusion, dropout=cfg.head_dropout)
             _check_inputs(tokenizer, pairs["train"].first, model)
-            run_id = f"{variant.replace(':', '-')}-{config_hash(task_cfg, seed=seed, variant=variant)}"
             model, outcome = fit_and_evaluate(task_cfg, task, model, pairs["train"], pairs["selection"],
-                                              pairs["evals"], collate, data, seed, runs_dir() / "heads" / run_id,
-                                              tokenizer, desc=f"{task.name} {fusion} s{seed}")
+                                              pairs["evals"], collate, data, seed, run_dir, tokenizer,
+                                              desc=f"{task.name} {fusion} s{seed}", run_id=run_id)
             rows = run_rows(task_cfg, task, seed, run_id, NOTEBOOK, variant, "new", outcome, len(data.train),
                             started)
             write_results(rows, results_path)
+            remove_training_state(run_dir / "resume")
             if verbose:
                 print(f"[{task.name} two-input {fusion} seed {seed}] dev score {outcome.dev_score:.4f}")
             frames.append(pd.DataFrame(rows))
@@ -170,6 +178,14 @@ def run_multitask(cfg: HeadsConfig, tasks: tuple[str, ...], seed: int, results_p
     """Train one model with a head per task in ``tasks`` (one task = the single-task baseline); rows per task."""
     from transformers import set_seed
 
+    variant = "single_task" if len(tasks) == 1 else "multitask:" + "+".join(tasks)
+    run_id = f"{'multitask' if len(tasks) > 1 else 'single'}-{'_'.join(tasks)}-s{seed}-" \
+             f"{config_hash(cfg, seed=seed, variant=variant + ':' + '+'.join(tasks))}"
+    run_dir = runs_dir() / "heads" / run_id
+    done = start_or_skip(cfg.resume, results_path, run_id, run_dir / "resume",
+                         f"{variant} seed {seed}" if verbose else "")
+    if done is not None:
+        return done
     started = time.perf_counter()
     configure_threads(cfg.num_threads)
     set_seed(seed)
@@ -206,12 +222,9 @@ def run_multitask(cfg: HeadsConfig, tasks: tuple[str, ...], seed: int, results_p
         flat["score"] = statistics.mean(values["score"] for values in per_task.values())
         return flat
 
-    variant = "single_task" if len(tasks) == 1 else "multitask:" + "+".join(tasks)
-    run_id = f"{'multitask' if len(tasks) > 1 else 'single'}-{'_'.join(tasks)}-s{seed}-" \
-             f"{config_hash(cfg, seed=seed, variant=variant + ':' + '+'.join(tasks))}"
     model, result = fit(model, loader, evaluate, "score", cfg.train_settings(regression=bool(regression)),
-                        runs_dir() / "heads" / run_id / "best", accelerator, save_extra=tokenizer.save_pretrained,
-                        desc=f"{variant} s{seed}")
+                        run_dir / "best", accelerator, save_extra=tokenizer.save_pretrained,
+                        desc=f"{variant} s{seed}", resume_dir=run_dir / "resume", fingerprint=run_id)
     evals = {name: (prepared[name][2].evals["dev"], prepared[name][1].evals["dev"].labels) for name in tasks}
     dev = scores(model, evals)
     frames = []
@@ -230,6 +243,7 @@ def run_multitask(cfg: HeadsConfig, tasks: tuple[str, ...], seed: int, results_p
             print(f"[{variant} seed {seed}] {name} dev score {dev[name]['score']:.4f}")
     frame = pd.concat(frames, ignore_index=True)
     write_results(frame, results_path)
+    remove_training_state(run_dir / "resume")
     return frame
 
 

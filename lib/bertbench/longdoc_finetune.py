@@ -32,8 +32,10 @@ from tqdm import tqdm
 
 from . import aggregate as A
 from . import metrics as M
-from .config import BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
+from .checkpoint import remove_training_state, start_or_skip
+from .config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
 from .data.documents import Documents, fixed_split, kfold_splits, load_documents, subsample_stratified
+from .dist import is_main_process
 from .glue_finetune import model_label
 from .memory import PeakMemory
 from .models import build_classifier, configure_threads, is_random, load_tokenizer, self_check
@@ -105,7 +107,11 @@ class LongDocConfig(BaseConfig):
     mixed_precision: str = "auto"
     keep_checkpoints: bool = False  # keep runs/longdoc/<run_id>/best after the test predictions
     num_threads: int = 0
+    resume: bool = True  # skip runs already in the results file, continue an interrupted one (0: start afresh)
+    checkpoint_every: int = 0  # resume checkpoint every N optimizer steps too (0: epoch ends and checkpoint_minutes)
+    checkpoint_minutes: float = 10.0  # resume checkpoint every N minutes of training (0: not by time)
 
+    RUNTIME = TRAINING_RUNTIME
     PRESETS = {
         "tiny": dict(datasets=("hyperpartisan", "bbc"), model="random-bert-2x64", runs=ALL_RUNS,
                      dataset_overrides="bbc.runs=head,windows+mean_prob;bbc.seeds=0", seeds=(0,),
@@ -166,12 +172,17 @@ class LongDocConfig(BaseConfig):
         return TrainSettings(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
                              warmup_ratio=self.warmup_ratio, max_grad_norm=self.max_grad_norm,
                              grad_accum=self.grad_accum, patience=self.patience, select="best",
-                             mixed_precision=self.mixed_precision, log_every=5)
+                             mixed_precision=self.mixed_precision, log_every=5,
+                             checkpoint_every=self.checkpoint_every, checkpoint_minutes=self.checkpoint_minutes,
+                             memory_hint=f"batch_size ({self.batch_size} documents; BB_BATCH_SIZE, with BB_GRAD_ACCUM "
+                                         f"to keep the effective batch), max_windows_per_pass "
+                                         f"({self.max_windows_per_pass}; BB_MAX_WINDOWS_PER_PASS) or max_len "
+                                         f"({self.max_len}; BB_MAX_LEN)")
 
 
 def run_id_for(cfg: LongDocConfig, dataset: str, run: str, seed: int, fold: int | None) -> str:
     effective = cfg.for_dataset(dataset).replace(runs=(run,), seeds=(seed,))
-    blob = json.dumps({"config": {k: v for k, v in effective.to_dict().items() if k != "num_threads"},
+    blob = json.dumps({"config": effective.identity(),
                        "fold": fold}, sort_keys=True)
     slug = run.replace("+", "-")
     return f"{Path(dataset).stem}-{slug}-s{seed}{'' if fold is None else f'-f{fold}'}-" \
@@ -275,6 +286,10 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
     fold_arg = fold if cfg.cv_folds else None
     run_id = run_id_for(cfg, prepared.cfg.datasets[0], run, seed, fold_arg)
     run_dir = runs_dir() / "longdoc" / run_id
+    label = f"{prepared.docs.name} {run} s{seed}" + (f" fold {fold + 1}/{cfg.cv_folds}" if cfg.cv_folds else "")
+    done = start_or_skip(cfg.resume, results_path, run_id, run_dir / "resume", label if verbose else "")
+    if done is not None:
+        return done
     started = time.perf_counter()
     configure_threads(cfg.num_threads)
     set_seed(seed)
@@ -294,7 +309,6 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
     loader = DataLoader(train_set, batch_sampler=DocumentBatchSampler(train_set, cfg.batch_size, seed=seed),
                         collate_fn=collate)
     accelerator = make_accelerator(cfg.train_settings())
-    label = f"{docs.name} {run} s{seed}" + (f" fold {fold + 1}/{cfg.cv_folds}" if cfg.cv_folds else "")
     if verbose:
         print(f"[{label}] {len(train_set)} train / {len(datasets['val'])} val / {len(datasets['test'])} test "
               f"documents; first window: {decoded[:160]}")
@@ -314,7 +328,8 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
 
     with PeakMemory(accelerator.device) as peak:
         model, result = fit(model, loader, evaluate, "score", cfg.train_settings(), run_dir / "best", accelerator,
-                            loss_fn=loss_fn, save_extra=tokenizer.save_pretrained, desc=label)
+                            loss_fn=loss_fn, save_extra=tokenizer.save_pretrained, desc=label,
+                            resume_dir=run_dir / "resume", fingerprint=run_id)
         served_before = datasets["test"].tokens_served, datasets["test"].windows_served
         predict_started = time.perf_counter()
         test_probs = predict_documents(model, datasets["test"], collate, cfg, rule, multilabel, accelerator.device,
@@ -326,8 +341,6 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
     test_labels = np.asarray(datasets["test"].labels)
     test_metrics = M.document_metrics(test_probs, test_labels, docs.problem)
     intervals = M.bootstrap_intervals(test_probs, test_labels, docs.problem, cfg.bootstrap_samples, seed=0)
-    if not cfg.keep_checkpoints:
-        shutil.rmtree(run_dir / "best", ignore_errors=True)
 
     best = result.best_epoch
     entries: list[tuple[str, int, str, float]] = []
@@ -356,13 +369,16 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         "selection": "best_epoch_on_val_split", "max_len": cfg.max_len, "train_examples": len(train_set),
         "device": device_description(accelerator.device, accelerator.mixed_precision),
         "wall_s": round(time.perf_counter() - started, 2),
-        "config": json.dumps({**cfg.to_dict(), "split_file": prepared.split_file, "fold": fold_arg},
+        "config": json.dumps({**json.loads(cfg.to_json()), "split_file": prepared.split_file, "fold": fold_arg},
                              sort_keys=True),
     }
     rows = make_rows(common, entries)
     save_predictions(run_id, [docs.examples.ids[i] for i in prepared.splits[fold]["test"]], test_labels, test_probs,
                      docs.label_names, predictions_path(results_path))
     write_results(rows, results_path)
+    remove_training_state(run_dir / "resume")  # only now: a run killed before its rows were written resumes
+    if not cfg.keep_checkpoints and is_main_process():
+        shutil.rmtree(run_dir / "best", ignore_errors=True)
     if verbose:
         ci = intervals[cfg.select_metric]
         print(f"[{label}] test accuracy {test_metrics['accuracy']:.4f}, {cfg.select_metric} "
@@ -413,6 +429,7 @@ def compare_to(frame: pd.DataFrame, predictions: pd.DataFrame, baseline: str = "
 def run_long_documents(cfg: LongDocConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:
     """Every dataset x run x seed (x fold) of ``cfg``; each run's rows are written as soon as it ends."""
     check_writable(results_path)
+    check_writable(runs_dir() / "longdoc" / "checkpoints", variable="BB_RUNS_DIR")
     frames = []
     for dataset in cfg.datasets:
         dataset_cfg = cfg.for_dataset(dataset)

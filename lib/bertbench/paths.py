@@ -53,5 +53,9 @@ def runs_dir() -> Path:
     """Checkpoints, submission files and TensorBoard logs (outside git): ``$BB_RUNS_DIR`` or ``<repo>/runs``."""
     env = os.environ.get("BB_RUNS_DIR")
     path = Path(env).expanduser().resolve() if env else repo_root() / "runs"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create the runs folder {path} (checkpoints, submissions): {err.strerror or err}; "
+                      "set BB_RUNS_DIR to a writable folder") from None
     return path

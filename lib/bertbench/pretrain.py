@@ -35,9 +35,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .checkpoint import existing_folder, replace_folder
 from .config import BaseConfig, check_choice, check_range, check_training_fields
 from .data.corpus import batched, open_corpus
-from .models import configure_threads, load_tokenizer
+from .models import check_safe_weights, configure_threads, load_tokenizer
 from .paths import runs_dir
 from .results import check_writable, make_rows, write_results
 from .train import build_optimizer, device_description, new_accelerator
@@ -119,7 +120,7 @@ class PretrainConfig(BaseConfig):
         return self.name or f"mlm-{self.arch}-{self.size}-{self.preset}"
 
     def run_id(self) -> str:
-        blob = {k: v for k, v in self.to_dict().items() if k not in ("num_threads", "resume")}
+        blob = self.identity()
         return f"{self.label}-{hashlib.sha1(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]}"
 
 
@@ -319,6 +320,11 @@ class TrainState:
     tokens_seen: int = 0
     evals_done: int = 0
     entries: list = dataclasses.field(default_factory=list)  # (split, step, metric, value) rows so far
+    # the segment since the last evaluation, up to the checkpoint (its train loss and speed span a resume)
+    segment_loss: float = 0.0
+    segment_steps: int = 0
+    segment_tokens: int = 0
+    segment_seconds: float = 0.0
 
 
 def progress(cfg: PretrainConfig, step: int, train_seconds: float) -> float:
@@ -343,18 +349,15 @@ def save_checkpoint(folder: Path, model, tokenizer, optimizer, state: TrainState
     (the WordPiece trainer of ``tokenizers`` numbers the alphabet in hash order, so a retrained vocabulary can hold
     the same tokens under other ids).
     """
-    temporary, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
-    shutil.rmtree(temporary, ignore_errors=True)
-    model.save_pretrained(temporary, safe_serialization=True)
-    tokenizer.save_pretrained(temporary)
-    torch.save({"optimizer": optimizer.state_dict(), "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "rng_mask": mask_generator.get_state()}, temporary / "trainer.pt")
-    (temporary / "trainer_state.json").write_text(json.dumps(dataclasses.asdict(state)))
-    if folder.exists():
-        folder.replace(old)
-    temporary.replace(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    def write(temporary: Path) -> None:
+        model.save_pretrained(temporary, safe_serialization=True)
+        tokenizer.save_pretrained(temporary)
+        torch.save({"optimizer": optimizer.state_dict(), "rng_cpu": torch.get_rng_state(),
+                    "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                    "rng_mask": mask_generator.get_state()}, temporary / "trainer.pt")
+        (temporary / "trainer_state.json").write_text(json.dumps(dataclasses.asdict(state)))
+
+    replace_folder(folder, write)
 
 
 def check_checkpoint_run(folder: Path, run_id: str) -> None:
@@ -368,6 +371,7 @@ def check_checkpoint_run(folder: Path, run_id: str) -> None:
 def load_checkpoint(folder: Path, model) -> tuple[TrainState, dict]:
     """Weights into ``model`` and the saved state (the caller has checked the run with check_checkpoint_run)."""
     state = TrainState(**json.loads((folder / "trainer_state.json").read_text()))
+    check_safe_weights(folder)
     saved = type(model).from_pretrained(folder, use_safetensors=True)
     model.load_state_dict(saved.state_dict())
     trainer = torch.load(folder / "trainer.pt", weights_only=True)
@@ -424,10 +428,12 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
         shutil.rmtree(run_dir)
     set_seed(cfg.seed)
 
-    resuming = cfg.resume and (checkpoint / "trainer_state.json").is_file()
+    # the .old copy when a crash came in the middle of swapping in a new checkpoint
+    source = existing_folder(checkpoint, "trainer_state.json") if cfg.resume else None
+    resuming = source is not None
     if resuming:
-        check_checkpoint_run(checkpoint, run_id)
-    tokenizer = load_tokenizer(str(checkpoint)) if resuming else resolve_tokenizer(cfg)
+        check_checkpoint_run(source, run_id)
+    tokenizer = load_tokenizer(str(source)) if resuming else resolve_tokenizer(cfg)
     masker = Masker.from_tokenizer(tokenizer, mask_prob=cfg.mask_prob, mask_replace=cfg.mask_replace,
                                    random_replace=cfg.random_replace)
     content_len = cfg.max_len - 2
@@ -458,7 +464,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
     mask_generator = torch.Generator().manual_seed(cfg.seed)
     state, trainer = TrainState(run_id), None
     if resuming:
-        state, trainer = load_checkpoint(checkpoint, model)
+        state, trainer = load_checkpoint(source, model)
         print(f"resuming {run_id} from step {state.step} ({state.train_seconds / 60:.1f} training minutes done)")
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -511,7 +517,8 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
         state.evals_done = 1
         evaluate_and_save(0, 0.0, 0.0, 0)
     segment_start, cpu_start = time.perf_counter(), time.process_time()
-    segment_tokens, loss_sum, loss_steps = 0, torch.zeros((), device=device), 0
+    segment_tokens, loss_steps = state.segment_tokens, state.segment_steps
+    loss_sum = torch.full((), state.segment_loss, device=device)
     bar = tqdm(desc=f"pretrain {cfg.label}", unit=" steps", mininterval=2.0,
                total=cfg.max_steps or None, initial=state.step)
     order = None
@@ -562,9 +569,14 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
                 state.evals_done += 1
             eval_start = time.perf_counter()
             if due_eval:
-                evaluate_and_save(segment_tokens, seconds, float(loss_sum), loss_steps)
+                segment_seconds, state.segment_seconds = state.segment_seconds + seconds, 0.0
+                state.segment_loss, state.segment_steps, state.segment_tokens = 0.0, 0, 0
+                evaluate_and_save(segment_tokens, segment_seconds, float(loss_sum), loss_steps)
                 segment_tokens, loss_sum, loss_steps = 0, torch.zeros((), device=device), 0
             else:
+                state.segment_loss, state.segment_steps = float(loss_sum), loss_steps
+                state.segment_tokens = segment_tokens
+                state.segment_seconds += seconds
                 save_checkpoint(checkpoint, accelerator.unwrap_model(model), tokenizer, optimizer, state,
                                 mask_generator)
             state.wall_seconds += time.perf_counter() - eval_start
@@ -575,7 +587,9 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
         state.train_seconds += seconds
         state.wall_seconds += seconds
         state.cpu_seconds += time.process_time() - cpu_start
-        evaluate_and_save(segment_tokens, seconds, float(loss_sum), loss_steps)
+        segment_seconds, state.segment_seconds = state.segment_seconds + seconds, 0.0
+        state.segment_loss, state.segment_steps, state.segment_tokens = 0.0, 0, 0
+        evaluate_and_save(segment_tokens, segment_seconds, float(loss_sum), loss_steps)
 
     model_dir = run_dir / "model"
     unwrapped = accelerator.unwrap_model(model)

@@ -42,12 +42,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import metrics as M
+from .checkpoint import existing_folder, remove_training_state, replace_folder, start_or_skip
 from .config import BaseConfig, check_choice, check_range, check_training_fields
 from .data.examples import Examples
 from .data.glue import get_task, load_glue
 from .encoding import PadCollator, SortedBatchSampler, encode
 from .heads import pool
-from .models import configure_threads, is_random, load_tokenizer, resolve_model
+from .models import check_safe_weights, configure_threads, is_random, load_tokenizer, resolve_model
 from .paths import runs_dir
 from .results import check_writable, make_rows, write_results
 from .train import device_description
@@ -89,6 +90,7 @@ class ProbeConfig(BaseConfig):
     max_squad_examples: int = 0  # cap on questions per file; 0 = all
     num_threads: int = 0
     trust_remote_code: bool = False
+    resume: bool = True  # skip runs already in the results file, keep the probes an interrupted run finished
 
     PRESETS = {
         "tiny": dict(model="random-bert-2x64", finetune_overrides="", max_probe_train_examples=64,
@@ -261,6 +263,7 @@ def load_frozen(name: str, trust_remote_code: bool = False):
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
     path = resolve_model(name)
+    check_safe_weights(path)
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     has_head = any(arch.endswith("ForSequenceClassification") for arch in (config.architectures or []))
     auto = AutoModelForSequenceClassification if has_head else AutoModel
@@ -468,6 +471,27 @@ def _probe_data(cfg: ProbeConfig, task) -> tuple[Examples, Examples]:
     return train, dev
 
 
+PROGRESS = "progress"
+
+
+class ProbeProgress:
+    """The probes of one run finished so far and their result entries, in ``folder/entries.json`` (written through a
+    temporary folder, :func:`~bertbench.checkpoint.replace_folder`); a folder of another run is ignored."""
+
+    def __init__(self, folder: Path, run_id: str):
+        self.folder, self.run_id, self.done = folder, run_id, {}
+        found = existing_folder(folder, "entries.json")
+        if found is not None:
+            saved = json.loads((found / "entries.json").read_text())
+            if saved.get("run_id") == run_id:
+                self.done = {key: [tuple(entry) for entry in entries] for key, entries in saved["done"].items()}
+
+    def add(self, key: str, entries: list[tuple]) -> None:
+        self.done[key] = entries
+        blob = json.dumps({"run_id": self.run_id, "done": self.done})
+        replace_folder(self.folder, lambda folder: (folder / "entries.json").write_text(blob))
+
+
 def _save_probe(probe: nn.Module, folder: Path, name: str) -> None:
     from safetensors.torch import save_file
 
@@ -482,6 +506,12 @@ def probe_task(cfg: ProbeConfig, task_name: str, model_name: str, init: str, tok
     task = get_task(task_name)
     if task.is_regression:
         raise ValueError(f"{task.name}: sentence probes are classifiers; a regression task has no classes")
+    run_id = f"{run_label}-{task.name}-{hashlib.sha1(cfg.to_json().encode()).hexdigest()[:8]}"
+    weights_dir = runs_dir() / "probes" / run_id
+    done = start_or_skip(cfg.resume, results_path, run_id, weights_dir / PROGRESS,
+                         f"{task.name} {init}" if verbose else "")
+    if done is not None:
+        return done
     train, dev = _probe_data(cfg, task)
     states = {split: sentence_states(model_name, tokenizer, ex, max_len=cfg.max_len, poolings=cfg.poolings,
                                      batch_size=cfg.batch_size, trust_remote_code=cfg.trust_remote_code,
@@ -493,25 +523,34 @@ def probe_task(cfg: ProbeConfig, task_name: str, model_name: str, init: str, tok
     if cfg.control:
         targets["control"] = (control_labels(train, cfg.control, k, distribution, cfg.seed),
                               control_labels(dev, cfg.control, k, distribution, cfg.seed))
-    run_id = f"{run_label}-{task.name}-{hashlib.sha1(cfg.to_json().encode()).hexdigest()[:8]}"
-    weights_dir = runs_dir() / "probes" / run_id
-    entries: list[tuple[str, str, int, str, float]] = []  # (variant, split, layer, metric, value)
+    # (variant, split, layer, metric, value) of every probe trained so far, saved after each: a resumed run
+    # continues with the next probe (each probe depends on its own seed only)
+    progress = ProbeProgress(weights_dir / PROGRESS, run_id)
+    entries: list[tuple[str, str, int, str, float]] = []
     layers = next(iter(states["train"].values())).shape[0]
     bar = tqdm(total=len(cfg.poolings) * layers * len(targets), desc=f"{task.name} probes ({init})", leave=False)
     for how in cfg.poolings:
         for layer in range(layers):
             x_train, x_dev = states["train"][how][layer], states["dev"][how][layer]
             for kind, (labels_train, labels_dev) in targets.items():
+                key = f"{kind}-{how}-layer{layer}"
+                if key in progress.done:
+                    entries += progress.done[key]
+                    bar.update()
+                    continue
                 probe = fit_probe(x_train, torch.tensor(labels_train), k, dropout=cfg.probe_dropout,
                                   weight_decay=cfg.probe_weight_decay, epochs=cfg.probe_epochs, lr=cfg.probe_lr,
                                   batch_size=cfg.probe_batch_size, seed=cfg.seed)
-                _save_probe(probe, weights_dir, f"{kind}-{how}-layer{layer}")
+                _save_probe(probe, weights_dir, key)
                 variant = f"{kind}:{how}" + (f":{cfg.control}" if kind == "control" else "")
+                probe_entries = []
                 for split, x, labels in (("train", x_train, labels_train), ("dev", x_dev, labels_dev)):
                     values = M.task_metrics(task, probe_logits(probe, x), labels)
                     if kind == "control":
                         values = {"accuracy": values["accuracy"]}
-                    entries += [(variant, split, layer, metric, value) for metric, value in values.items()]
+                    probe_entries += [(variant, split, layer, metric, value) for metric, value in values.items()]
+                entries += probe_entries
+                progress.add(key, probe_entries)
                 bar.update()
     bar.close()
     # Floors and ceiling: the majority class of the training subset, and the fine-tuned model's own head.
@@ -524,6 +563,7 @@ def probe_task(cfg: ProbeConfig, task_name: str, model_name: str, init: str, tok
                     for metric, value in M.task_metrics(task, states["dev"]["logits"].numpy(), dev.labels).items()]
     rows = _rows(cfg, run_id, task.name, init, model_name, len(train), started, entries)
     write_results(rows, results_path)
+    remove_training_state(weights_dir / PROGRESS)
     if verbose:
         frame = pd.DataFrame(rows)
         best = frame[(frame["split"] == "dev") & (frame["metric"] == "accuracy") &
@@ -542,7 +582,7 @@ def _rows(cfg: ProbeConfig, run_id: str, task: str, init: str, model_name: str, 
               "task": task, "seed": cfg.seed, "init": init, "head_init": "probe", "selection": "last_epoch",
               "max_len": max_len or cfg.max_len, "train_examples": train_examples,
               "device": device_description(torch.device("cpu")), "wall_s": round(time.perf_counter() - started, 2),
-              "config": json.dumps({**cfg.to_dict(), "encoder": model_name}, sort_keys=True)}
+              "config": json.dumps({**json.loads(cfg.to_json()), "encoder": model_name}, sort_keys=True)}
     rows = []
     for (variant, layer), group in itertools.groupby(entries, key=lambda entry: (entry[0], entry[2])):
         step = -1 if variant in ("majority", "full_model", "always_no_answer") else cfg.probe_epochs

@@ -8,7 +8,9 @@ stop) -> reload best. The hot loop does no host-device synchronisation except ev
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
 import platform
 import re
@@ -18,8 +20,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import send_to_device
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from . import dist
+from .checkpoint import (
+    STATE_FILE,
+    LoopState,
+    existing_folder,
+    load_training_state,
+    replace_folder,
+    restore_rng,
+    save_training_state,
+)
 from .encoding import SortedBatchSampler
 
 
@@ -38,6 +52,9 @@ class TrainSettings:
     mixed_precision: str = "auto"  # "auto" (bf16 on a GPU or CPU that has it natively, else fp32), "no", "bf16", "fp16"
     log_every: int = 20
     tensorboard_dir: str | None = None
+    checkpoint_every: int = 0  # also save the resume checkpoint every N optimizer steps (0: epoch ends and time)
+    checkpoint_minutes: float = 10.0  # ... and every N minutes of training (0: never by time)
+    memory_hint: str = ""  # the settings an out-of-memory message tells the user to lower
 
 
 @dataclasses.dataclass
@@ -88,6 +105,9 @@ def new_accelerator(mixed_precision: str, **kwargs):
     shared = AcceleratorState._shared_state
     if shared and shared.get("_mixed_precision", precision) != precision:
         AcceleratorState._reset_state(reset_partial_state=False)
+    # Without a GPU, accelerate treats a torchrun launch as several unrelated single processes unless told the
+    # run is on CPU (``accelerate launch --cpu`` says so; plain torchrun does not): each would train alone.
+    kwargs.setdefault("cpu", not torch.cuda.is_available())
     return Accelerator(mixed_precision=precision, **kwargs)
 
 
@@ -102,6 +122,8 @@ def device_description(device: torch.device, precision: str = "no") -> str:
         name = f"cuda:{torch.cuda.get_device_name(device)}"
     else:
         name = f"cpu:{platform.machine()} x{torch.get_num_threads()} threads"
+    if dist.world_size() > 1:
+        name = f"{name} x{dist.world_size()} processes"
     return name if precision in ("no", "", None) else f"{name}, {precision}"
 
 
@@ -123,82 +145,212 @@ def _default_loss(model, batch):
     return model(**batch).loss
 
 
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+class OutOfMemory(RuntimeError):
+    """The device ran out of memory; the message names the settings to lower."""
+
+
+def _out_of_memory(desc: str, where: str, batch: dict, hint: str, resume_dir: Path | None) -> OutOfMemory:
+    shape = tuple(batch["input_ids"].shape) if isinstance(batch.get("input_ids"), torch.Tensor) else "?"
+    kept = f"; the last checkpoint ({resume_dir}) is kept" if resume_dir is not None else ""
+    return OutOfMemory(f"{desc}: out of device memory at {where} (input_ids of shape {shape}). Lower "
+                       f"{hint or 'the batch size or the sequence length'}{kept}")
+
+
+def _set_epoch(loader, epoch: int) -> None:
+    """Tell the batch sampler (and whatever it wraps) the epoch: a new shuffle per epoch, from (seed, epoch)."""
+    seen, todo = set(), [getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)]
+    while todo:
+        item = todo.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if hasattr(item, "set_epoch"):
+            item.set_epoch(epoch)
+        todo += [getattr(item, "batch_sampler", None), getattr(item, "sampler", None)]
+
+
+def shard_batches(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
+    """This process's part of every global batch: contiguous slices, all examples used once (a batch smaller than
+    the process count is repeated until every process has one example: DDP needs a backward on every process)."""
+    if world == 1:
+        return batches
+    parts = []
+    for batch in batches:
+        batch = list(batch)
+        while len(batch) < world:
+            batch += batch
+        parts.append([int(i) for i in np.array_split(np.asarray(batch), world)[rank]])
+    return parts
+
+
+class _Checkpointing:
+    """When the loop saves its resume checkpoint: every ``every`` optimizer steps, every ``minutes`` (the decision
+    is rank 0's, so every process saves at the same step), and at every epoch end."""
+
+    def __init__(self, folder: Path | None, every: int, minutes: float):
+        self.folder, self.every, self.seconds = folder, every, 60.0 * minutes
+        self.last = time.monotonic()
+
+    def due(self, step: int) -> bool:
+        if self.folder is None:
+            return False
+        if self.every and step % self.every == 0:
+            return True
+        if not self.seconds or step % 10:
+            return False
+        decision = [time.monotonic() - self.last >= self.seconds]
+        if dist.world_size() > 1:
+            import torch.distributed as tdist
+
+            tdist.broadcast_object_list(decision, src=0)
+        return bool(decision[0])
+
+    def saved(self) -> None:
+        self.last = time.monotonic()
+
+
 def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, float]] | None, select_metric: str,
         settings: TrainSettings, checkpoint_dir: str | Path, accelerator=None, *, higher_is_better: bool = True,
-        loss_fn: Callable = _default_loss, save_extra: Callable[[Path], None] | None = None, desc: str = "train"):
+        loss_fn: Callable = _default_loss, save_extra: Callable[[Path], None] | None = None, desc: str = "train",
+        resume_dir: str | Path | None = None, fingerprint: str = ""):
     """Train ``model`` and return it with the best (or last) epoch's weights reloaded from disk.
 
     Args:
         model: a transformers ``PreTrainedModel`` (or anything with ``save_pretrained``/``from_pretrained``).
-        train_loader: a DataLoader whose batch sampler has ``set_epoch`` (reshuffled each epoch).
+        train_loader: a DataLoader whose batch sampler has ``set_epoch`` (reshuffled each epoch). In a distributed
+            launch each of its batches is a global batch, split between the processes.
         evaluate: metrics of the model on the selection split (None: keep the last epoch).
         select_metric: the key of ``evaluate``'s result that picks the best epoch.
         checkpoint_dir: where the best weights are saved (``save_pretrained``, safetensors).
         save_extra: called with ``checkpoint_dir`` after each save (e.g. to save the tokenizer beside it).
+        resume_dir: where the resume checkpoint lives (None: none is kept). Saved at every epoch end and every
+            ``settings.checkpoint_every`` steps / ``settings.checkpoint_minutes``; if one of ``fingerprint`` is
+            there, training continues from it and ends as an uninterrupted run would (the caller removes it once
+            the run's results are written: :func:`bertbench.checkpoint.remove_training_state`).
+
+    Raises:
+        FloatingPointError: the training loss became NaN or infinite (the step is named; no checkpoint is written
+            after it, so the last good one is kept).
+        OutOfMemory: the device ran out of memory (the message names ``settings.memory_hint``).
 
     Returns:
         (model, FitResult)
     """
     accelerator = accelerator or make_accelerator(settings)
     checkpoint_dir = Path(checkpoint_dir)
+    resume_dir = Path(resume_dir) if resume_dir is not None else None
+    state, trainer = LoopState(fingerprint), None
+    if resume_dir is not None:
+        loaded = load_training_state(resume_dir, fingerprint, model)
+        if loaded is not None:
+            state, trainer = loaded
+            tqdm.write(f"{desc}: resuming from {resume_dir} at epoch {state.epoch + 1}, batch {state.batches_done} "
+                       f"(step {state.step})" + (" (already finished)" if state.finished else ""))
     optimizer = build_optimizer(model, settings.lr, settings.weight_decay)
-    steps_per_epoch = math.ceil(len(train_loader) / settings.grad_accum)
+    n_batches_epoch = len(train_loader.batch_sampler)
+    steps_per_epoch = math.ceil(n_batches_epoch / settings.grad_accum)
     total_steps = max(1, steps_per_epoch * settings.epochs)
     warmup = int(settings.warmup_ratio * total_steps)
     # linear warmup, then linear decay to 0 at the end of the budget
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: (step + 1) / max(1, warmup) if step < warmup
         else max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
-    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    # The loader is not handed to Accelerate: its batches are split here (shard_batches), so a batch means the same
+    # global batch on any number of processes, none is dropped and none is padded with repeats of other batches.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    dataset = train_loader.dataset
+    if trainer is not None:
+        optimizer.load_state_dict(trainer["optimizer"])
+        schedule.load_state_dict(trainer["schedule"])
+        if accelerator.scaler is not None and trainer.get("scaler"):
+            accelerator.scaler.load_state_dict(trainer["scaler"])
+        if hasattr(dataset, "load_state_dict") and trainer.get("dataset"):
+            dataset.load_state_dict(trainer["dataset"])
     writer = None
     if settings.tensorboard_dir:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(settings.tensorboard_dir)
 
-    history: list[dict] = []
-    best_value, best_epoch, bad_epochs, examples_seen, step = -math.inf, -1, 0, 0, 0
+    def save_state() -> None:
+        save_training_state(resume_dir, accelerator.unwrap_model(model), state, {
+            "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+            "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else {},
+            "dataset": dataset.state_dict() if hasattr(dataset, "state_dict") else {}})
+        checkpointing.saved()
+
     sign = 1.0 if higher_is_better else -1.0
-    stopped_early = False
     started = time.perf_counter()
-    train_seconds = 0.0
-    for epoch in range(settings.epochs):
-        sampler = getattr(train_loader, "batch_sampler", None)
-        for candidate in (sampler, getattr(sampler, "batch_sampler", None)):
-            if hasattr(candidate, "set_epoch"):
-                candidate.set_epoch(epoch)
+    device, world, rank = accelerator.device, dist.world_size(), dist.rank()
+    checkpointing = _Checkpointing(resume_dir, settings.checkpoint_every, settings.checkpoint_minutes)
+    first_epoch = state.epoch
+    for epoch in range(state.epoch, 0 if state.finished else settings.epochs):
+        if state.stopped_early:
+            break
+        _set_epoch(train_loader, epoch)
+        batches = shard_batches(list(train_loader.batch_sampler), rank, world)
+        skip = state.batches_done if epoch == first_epoch else 0
+        restore = trainer is not None and epoch == first_epoch
+        if restore and skip == 0:  # saved at an epoch end: before this epoch's loader drew its seed
+            restore_rng(trainer["rng"])
+        epoch_loader = DataLoader(dataset, batch_sampler=batches[skip:], collate_fn=train_loader.collate_fn,
+                                  num_workers=train_loader.num_workers, pin_memory=train_loader.pin_memory)
+        iterator = iter(epoch_loader)
+        if restore and skip:  # saved mid-epoch: after this epoch's loader drew its seed
+            restore_rng(trainer["rng"])
         model.train()
         epoch_start = time.perf_counter()
-        loss_sum = torch.zeros((), device=accelerator.device)
-        n_batches = 0
-        bar = tqdm(train_loader, desc=f"{desc} epoch {epoch + 1}/{settings.epochs}", leave=False, mininterval=2.0)
+        loss_sum = torch.full((), state.loss_sum if skip else 0.0, device=device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        n_batches = skip
+        bar = tqdm(iterator, total=len(batches), initial=skip, desc=f"{desc} epoch {epoch + 1}/{settings.epochs}",
+                   leave=False, mininterval=2.0)
         for batch in bar:
-            with accelerator.accumulate(model):
-                loss = loss_fn(model, batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
+            batch = send_to_device(batch, device, non_blocking=True)
+            sync = (n_batches + 1) % settings.grad_accum == 0 or n_batches + 1 == len(batches)
+            try:
+                with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+                    loss = loss_fn(model, batch)
+                    accelerator.backward(loss)
+                if sync:
                     if settings.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
                     optimizer.step()
                     schedule.step()
                     optimizer.zero_grad(set_to_none=True)
-                    step += 1
-            loss_sum += loss.detach()
+                    state.step += 1
+            except OUT_OF_MEMORY:
+                raise _out_of_memory(desc, f"epoch {epoch + 1}, batch {n_batches + 1}", batch, settings.memory_hint,
+                                     resume_dir if checkpointing.folder else None) from None
+            loss = loss.detach()
+            loss_sum += loss
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), n_batches, first_bad)
             n_batches += 1
-            examples_seen += batch["input_ids"].shape[0]
-            if n_batches % settings.log_every == 0:  # the only sync in the loop
+            state.examples_seen += batch["input_ids"].shape[0] * world
+            if n_batches % settings.log_every == 0:  # the only host-device sync in the loop
+                _check_finite(first_bad, desc, epoch, state, resume_dir, checkpoint_dir)
                 bar.set_postfix(loss=f"{float(loss_sum) / n_batches:.4f}", lr=f"{schedule.get_last_lr()[0]:.2e}")
+            if sync and checkpointing.due(state.step) and n_batches < len(batches):
+                _check_finite(first_bad, desc, epoch, state, resume_dir, checkpoint_dir)
+                seconds = time.perf_counter() - epoch_start
+                state.batches_done, state.loss_sum = n_batches, float(loss_sum)
+                state.train_seconds += seconds
+                save_state()
+                epoch_start = time.perf_counter()
         bar.close()
-        train_seconds += time.perf_counter() - epoch_start
+        _check_finite(first_bad, desc, epoch, state, resume_dir, checkpoint_dir)
+        state.train_seconds += time.perf_counter() - epoch_start
+        if world > 1:  # the mean over every process's batches, as one process would report it
+            loss_sum = accelerator.reduce(loss_sum, reduction="mean")
         record = {"epoch": epoch, "train_loss": float(loss_sum) / max(1, n_batches), "lr": schedule.get_last_lr()[0]}
-        if not math.isfinite(record["train_loss"]):
-            raise FloatingPointError(f"{desc}: training loss is {record['train_loss']} in epoch {epoch + 1} "
-                                     f"(step {step}); lower lr ({settings.lr}) or check the data")
         if evaluate is not None:
             model.eval()
             record.update(evaluate(accelerator.unwrap_model(model)))
             model.train()
-        history.append(record)
+        state.history.append(record)
         tqdm.write(f"{desc} epoch {epoch + 1}/{settings.epochs}: "
                    + ", ".join(f"{key} {value:.4g}" for key, value in record.items() if key != "epoch"))
         if writer is not None:
@@ -206,22 +358,23 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
                 if key != "epoch":
                     writer.add_scalar(f"{desc}/{key}", value, epoch + 1)
         value = record.get(select_metric, math.nan) if evaluate is not None else float(epoch)
-        if settings.select == "last" or evaluate is None or best_epoch < 0:
+        if settings.select == "last" or evaluate is None or state.best_epoch < 0:
             improved = True
         else:
-            improved = math.isfinite(value) and sign * value > sign * best_value
+            improved = math.isfinite(value) and sign * value > sign * state.best_value
         if improved:
-            best_value, best_epoch, bad_epochs = value, epoch, 0
+            state.best_value, state.best_epoch, state.bad_epochs = value, epoch, 0
             accelerator.wait_for_everyone()
-            if accelerator.is_main_process:
-                accelerator.unwrap_model(model).save_pretrained(checkpoint_dir, safe_serialization=True)
-                if save_extra is not None:
-                    save_extra(checkpoint_dir)
+            replace_folder(checkpoint_dir, functools.partial(_save_best, accelerator.unwrap_model(model),
+                                                             save_extra=save_extra))
+            accelerator.wait_for_everyone()
         else:
-            bad_epochs += 1
-            if settings.patience and bad_epochs >= settings.patience:
-                stopped_early = True
-                break
+            state.bad_epochs += 1
+            state.stopped_early = bool(settings.patience and state.bad_epochs >= settings.patience)
+        state.epoch, state.batches_done, state.loss_sum = epoch + 1, 0, 0.0
+        state.finished = state.stopped_early or epoch + 1 == settings.epochs
+        if resume_dir is not None:
+            save_state()
     if writer is not None:
         writer.close()
 
@@ -229,36 +382,79 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
     reloaded = type(unwrapped).from_pretrained(checkpoint_dir, use_safetensors=True)
     unwrapped.load_state_dict(reloaded.state_dict())
     del reloaded
-    return unwrapped, FitResult(history, best_epoch, best_value, checkpoint_dir, train_seconds, examples_seen,
-                                stopped_early, time.perf_counter() - started)
+    accelerator.wait_for_everyone()  # every process has read the best weights before anyone may remove them
+    return unwrapped, FitResult(state.history, state.best_epoch, state.best_value, checkpoint_dir,
+                                state.train_seconds, state.examples_seen, state.stopped_early,
+                                time.perf_counter() - started)
+
+
+def _save_best(model, folder: Path, *, save_extra: Callable[[Path], None] | None) -> None:
+    model.save_pretrained(folder, safe_serialization=True)
+    if save_extra is not None:
+        save_extra(folder)
+
+
+def _check_finite(first_bad: torch.Tensor, desc: str, epoch: int, state: LoopState, resume_dir: Path | None,
+                  best_dir: Path) -> None:
+    """Stop at a NaN/inf training loss, naming where it first happened and what is kept (a host-device sync)."""
+    if dist.world_size() > 1:
+        import torch.distributed as tdist
+
+        first_bad = first_bad.clone()
+        tdist.all_reduce(first_bad, op=tdist.ReduceOp.MAX)
+    bad = int(first_bad)
+    if bad < 0:
+        return
+    kept = []
+    if resume_dir is not None and existing_folder(resume_dir, STATE_FILE) is not None:
+        kept.append(f"the last checkpoint before it is {resume_dir}")
+    if state.best_epoch >= 0:
+        kept.append(f"the best weights so far (epoch {state.best_epoch + 1}) are in {best_dir}")
+    raise FloatingPointError(
+        f"{desc}: the training loss became NaN or infinite at epoch {epoch + 1}, batch {bad + 1} (after optimizer "
+        f"step {state.step} at most); training stopped. " + ("; ".join(kept) + ". " if kept else "")
+        + "Lower the learning rate, set BB_MIXED_PRECISION=no, or check the data.")
 
 
 @torch.no_grad()
-def predict(model, dataset, collate, batch_size: int, accelerator=None, desc: str = "predict") -> np.ndarray:
+def predict(model, dataset, collate, batch_size: int, accelerator=None, desc: str = "predict",
+            memory_hint: str = "the evaluation batch size (BB_EVAL_BATCH_SIZE)") -> np.ndarray:
     """Model outputs (N, K) for every example of ``dataset``, in the dataset's order.
 
-    Batches are sorted by length (least padding); the order is restored before returning.
+    Batches are sorted by length (least padding); the order is restored before returning. In a distributed launch
+    each process predicts every ``world``-th batch and the parts are gathered: every process returns all N outputs,
+    each example counted once (no repeats padding a last batch).
     """
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
-    sampler = SortedBatchSampler(dataset.lengths, batch_size)
+    world, rank = dist.world_size(), dist.rank()
+    batches = list(SortedBatchSampler(dataset.lengths, batch_size))[rank::world]
     outputs: list[torch.Tensor] = []
     order: list[int] = []
-    for indices in tqdm(sampler, desc=desc, leave=False, mininterval=2.0):
+    for indices in tqdm(batches, desc=desc, leave=False, mininterval=2.0):
         batch = collate([dataset[i] for i in indices])
         batch.pop("labels", None)
         batch = {key: value.to(device) for key, value in batch.items()}
-        if accelerator is not None:
-            with accelerator.autocast():
+        try:
+            with accelerator.autocast() if accelerator is not None else contextlib.nullcontext():
                 logits = model(**batch).logits
-        else:
-            logits = model(**batch).logits
+        except OUT_OF_MEMORY:
+            raise _out_of_memory(desc, f"a batch of {len(indices)} examples", batch, memory_hint, None) from None
         outputs.append(logits.float().cpu())
         order.extend(indices)
     if was_training:
         model.train()
-    stacked = torch.cat(outputs).numpy() if outputs else np.zeros((0, 1), dtype=np.float32)
+    parts = [(order, torch.cat(outputs).numpy())] if outputs else []
+    if world > 1:
+        import torch.distributed as tdist
+
+        gathered: list = [None] * world
+        tdist.all_gather_object(gathered, parts)
+        parts = [part for rank_parts in gathered for part in rank_parts]
+    if not parts:
+        return np.zeros((0, 1), dtype=np.float32)
+    stacked = np.concatenate([values for _, values in parts])
     result = np.empty_like(stacked)
-    result[np.asarray(order, dtype=np.int64)] = stacked
+    result[np.concatenate([np.asarray(indices, dtype=np.int64) for indices, _ in parts])] = stacked
     return result

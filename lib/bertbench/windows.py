@@ -193,6 +193,13 @@ class DocumentWindows(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def state_dict(self) -> dict:
+        """The counters a resumed run continues from (the windows themselves depend on (seed, epoch) only)."""
+        return {"tokens_served": self.tokens_served, "windows_served": self.windows_served}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tokens_served, self.windows_served = int(state["tokens_served"]), int(state["windows_served"])
+
     def __len__(self) -> int:
         return len(self.tokens)
 

@@ -1,0 +1,181 @@
+"""The training loop under interruption and failure, in-process (the SIGKILL tests of whole notebooks are in
+test_resume.py): exact resume mid-epoch, NaN and out-of-memory stops, checkpoints of other runs refused, a
+tokenizer that does not fit the model, out-of-range config values, unwritable folders, finished runs skipped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import bertbench as bb
+from bertbench.checkpoint import STATE_FILE
+from bertbench.encoding import LengthGroupedBatchSampler, PadCollator, encode
+from bertbench.models import build_classifier
+from bertbench.results import ResultsError
+from bertbench.train import OutOfMemory, TrainSettings, fit, predict
+
+SETTINGS = TrainSettings(epochs=2, lr=3e-3, mixed_precision="no", checkpoint_every=1, log_every=1)
+
+
+def _data(tokenizer, n=24):
+    examples = bb.Examples([f"sentence {i} " + "word " * (i % 7) for i in range(n)], labels=[i % 2 for i in range(n)])
+    dataset = encode(examples, tokenizer, 32)
+    loader = DataLoader(dataset, batch_sampler=LengthGroupedBatchSampler(dataset.lengths, 4, seed=0),
+                        collate_fn=PadCollator(tokenizer))
+    return dataset, loader
+
+
+def _model(tokenizer):
+    torch.manual_seed(0)
+    return build_classifier("random-bert-1x32", tokenizer, ("a", "b"))[0]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_at(call: int):
+    """A loss that raises on its ``call``-th use (a crash in the middle of an epoch)."""
+    calls = [0]
+
+    def loss(model, batch):
+        calls[0] += 1
+        if calls[0] == call:
+            raise Interrupt
+        return model(**batch).loss
+    return loss
+
+
+def test_fit_interrupted_mid_epoch_resumes_to_the_same_weights_and_history(bert_tokenizer, tmp_path):
+    """6 batches per epoch; stopped in epoch 2 at batch 3 (dropout on: the RNG states must be restored too)."""
+    dataset, loader = _data(bert_tokenizer)
+    evaluate = lambda m: {"score": float(predict(m, dataset, PadCollator(bert_tokenizer), 8)[:, 1].mean())}  # noqa: E731
+    expected, full = fit(_model(bert_tokenizer), loader, evaluate, "score", SETTINGS, tmp_path / "a" / "best",
+                         resume_dir=tmp_path / "a" / "resume", fingerprint="run")
+    with pytest.raises(Interrupt):
+        fit(_model(bert_tokenizer), loader, evaluate, "score", SETTINGS, tmp_path / "b" / "best",
+            resume_dir=tmp_path / "b" / "resume", fingerprint="run", loss_fn=_stop_at(9))
+    saved = json.loads((tmp_path / "b" / "resume" / STATE_FILE).read_text())
+    assert (saved["epoch"], saved["batches_done"], saved["step"]) == (1, 2, 8)  # mid-epoch
+    resumed, result = fit(_model(bert_tokenizer), loader, evaluate, "score", SETTINGS, tmp_path / "b" / "best",
+                          resume_dir=tmp_path / "b" / "resume", fingerprint="run")
+    assert result.history == full.history and result.best_epoch == full.best_epoch
+    assert result.examples_seen == full.examples_seen
+    for key, value in expected.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_a_finished_fit_is_not_trained_again(bert_tokenizer, tmp_path):
+    _, loader = _data(bert_tokenizer)
+    fit(_model(bert_tokenizer), loader, None, "score", SETTINGS, tmp_path / "best", resume_dir=tmp_path / "resume",
+        fingerprint="run")
+    _, again = fit(_model(bert_tokenizer), loader, None, "score", SETTINGS, tmp_path / "best",
+                   resume_dir=tmp_path / "resume", fingerprint="run", loss_fn=_stop_at(1))  # would raise if called
+    assert len(again.history) == 2
+
+
+def test_a_resume_checkpoint_of_another_run_is_refused(bert_tokenizer, tmp_path):
+    _, loader = _data(bert_tokenizer)
+    with pytest.raises(Interrupt):
+        fit(_model(bert_tokenizer), loader, None, "score", SETTINGS, tmp_path / "best",
+            resume_dir=tmp_path / "resume", fingerprint="run-a", loss_fn=_stop_at(3))
+    with pytest.raises(ValueError, match="run-a.*not 'run-b'.*BB_RESUME=0"):
+        fit(_model(bert_tokenizer), loader, None, "score", SETTINGS, tmp_path / "best",
+            resume_dir=tmp_path / "resume", fingerprint="run-b")
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(bert_tokenizer, tmp_path):
+    _, loader = _data(bert_tokenizer)
+    calls = [0]
+
+    def loss(model, batch):
+        calls[0] += 1
+        value = model(**batch).loss
+        return value * float("nan") if calls[0] >= 9 else value
+
+    with pytest.raises(FloatingPointError, match=r"epoch 2, batch 3 .*last checkpoint before it is .*resume"):
+        fit(_model(bert_tokenizer), loader, None, "score", SETTINGS, tmp_path / "best",
+            resume_dir=tmp_path / "resume", fingerprint="run", loss_fn=loss)
+    saved = json.loads((tmp_path / "resume" / STATE_FILE).read_text())
+    assert saved["step"] == 8 and saved["history"][0]["train_loss"] > 0  # the step before the NaN
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "resume" / "model.safetensors")
+    assert all(torch.isfinite(value).all() for value in weights.values())
+
+
+def test_out_of_memory_names_the_settings_to_lower(bert_tokenizer, tmp_path):
+    dataset, loader = _data(bert_tokenizer)
+
+    def loss(model, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    settings = bb.GlueConfig.from_env(environ={}, batch_size=48, max_len=256).train_settings()
+    with pytest.raises(OutOfMemory, match=r"batch 1 \(input_ids of shape \(4, \d+\)\).*batch_size \(48; "
+                                          r"BB_BATCH_SIZE.*max_len \(256; BB_MAX_LEN\)"):
+        fit(_model(bert_tokenizer), loader, None, "score", settings, tmp_path / "best", loss_fn=loss)
+
+    class Exhausted(torch.nn.Module):
+        def forward(self, **batch):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+    model = Exhausted()
+    model.dummy = torch.nn.Parameter(torch.zeros(1))
+    with pytest.raises(OutOfMemory, match="BB_EVAL_BATCH_SIZE"):
+        predict(model, dataset, PadCollator(bert_tokenizer), 8)
+
+
+def test_a_tokenizer_larger_than_the_models_embeddings_is_refused_before_training(bert_tokenizer, tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    small = BertForSequenceClassification(BertConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=64))
+    small.save_pretrained(tmp_path / "small")
+    with pytest.raises(ValueError, match=r"tokenizer has 30522 tokens but .* has 1000 embeddings"):
+        build_classifier(str(tmp_path / "small"), bert_tokenizer, ("a", "b"))
+
+
+@pytest.mark.parametrize("config, changes, field", [
+    (bb.GlueConfig, {"lr": 0.0}, "lr"), (bb.GlueConfig, {"batch_size": 0}, "batch_size"),
+    (bb.GlueConfig, {"max_len": 4}, "max_len"), (bb.GlueConfig, {"checkpoint_every": -1}, "checkpoint_every"),
+    (bb.GlueConfig, {"checkpoint_minutes": -1.0}, "checkpoint_minutes"),
+    (bb.GlueConfig, {"val_fraction": 0.9}, "val_fraction"), (bb.GlueConfig, {"dropout": 1.5}, "dropout"),
+    (bb.LongDocConfig, {"stride": 600}, "stride"), (bb.LongDocConfig, {"max_windows_per_pass": 0},
+                                                     "max_windows_per_pass"),
+    (bb.PretrainConfig, {"mask_prob": 1.5}, "mask_prob"), (bb.PretrainConfig, {"warmup_fraction": -0.1},
+                                                            "warmup_fraction"),
+])
+def test_config_values_out_of_range_are_rejected_when_the_config_is_built(config, changes, field):
+    with pytest.raises(ValueError, match=field):
+        config.from_env(environ={}, **changes)
+    with pytest.raises(ValueError, match=field):  # from the environment as well
+        config.from_env(environ={f"BB_{key.upper()}": str(value) for key, value in changes.items()})
+
+
+def test_unwritable_checkpoint_folder_is_detected_before_training(glue_dir, tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("BB_RUNS_DIR", str(blocker / "runs"))
+    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_TASKS": "rte"})
+    with pytest.raises(OSError, match="cannot create the runs folder .*BB_RUNS_DIR"):
+        bb.run_glue(cfg, tmp_path / "out.csv", verbose=False)
+    monkeypatch.setenv("BB_RUNS_DIR", str(tmp_path / "runs"))
+    with pytest.raises(ResultsError, match="cannot write results to .*BB_OUTPUT_DIR"):
+        bb.run_glue(cfg, blocker / "out.csv", verbose=False)
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_rerun_skips_finished_runs_and_resume_0_runs_them_again(glue_dir, tmp_path, capsys):
+    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_TASKS": "rte", "BB_SEEDS": "0"})
+    first = bb.run_glue(cfg, tmp_path / "out.csv", verbose=False)
+    capsys.readouterr()
+    again = bb.run_glue(cfg, tmp_path / "out.csv", verbose=False)
+    assert "already in" in capsys.readouterr().out
+    assert again["created_at"].tolist() == first["created_at"].tolist()  # read back, not trained again
+    fresh = bb.run_glue(cfg.replace(resume=False), tmp_path / "out.csv", verbose=False)
+    stored = bb.load_results(tmp_path / "out.csv")
+    assert len(stored) == len(first) and set(stored["run_id"]) == set(first["run_id"])
+    assert stored["wall_s"].tolist() == fresh["wall_s"].tolist()  # the new run's rows replaced the old
