@@ -138,6 +138,19 @@ def test_a_tokenizer_larger_than_the_models_embeddings_is_refused_before_trainin
         build_classifier(str(tmp_path / "small"), bert_tokenizer, ("a", "b"))
 
 
+def test_a_checkpoint_whose_weights_fit_another_architecture_is_a_clear_error(bert_tokenizer, tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    saved = BertForSequenceClassification(BertConfig(vocab_size=len(bert_tokenizer), hidden_size=32, num_labels=3,
+                                                     num_hidden_layers=1, num_attention_heads=2, intermediate_size=64))
+    saved.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    config.update(hidden_size=64, num_attention_heads=4)  # the weights are 32 wide
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="weights do not fit the model its config.json describes"):
+        build_classifier(str(tmp_path / "ckpt"), bert_tokenizer, ("a", "b"))
+
+
 @pytest.mark.parametrize("config, changes, field", [
     (bb.GlueConfig, {"lr": 0.0}, "lr"), (bb.GlueConfig, {"batch_size": 0}, "batch_size"),
     (bb.GlueConfig, {"max_len": 4}, "max_len"), (bb.GlueConfig, {"checkpoint_every": -1}, "checkpoint_every"),

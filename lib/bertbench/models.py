@@ -150,10 +150,18 @@ def build_classifier(name: str, tokenizer, label_names: tuple[str, ...], regress
         (model, head_init): head_init is ``"new"``, ``"reused"``, ``"reused_permuted"`` or ``"reinit"``.
 
     Raises:
-        ValueError: the tokenizer has more tokens than the model has embeddings (a tokenizer of another model).
+        ValueError: the tokenizer has more tokens than the model has embeddings (a tokenizer of another model), or
+            the checkpoint's weights do not fit its config (another architecture or size).
     """
-    model, head_init = _build_classifier(name, tokenizer, label_names, regression, max_len, trust_remote_code,
-                                         dropout, attention_dropout)
+    try:
+        model, head_init = _build_classifier(name, tokenizer, label_names, regression, max_len, trust_remote_code,
+                                             dropout, attention_dropout)
+    except RuntimeError as err:  # transformers' report of weights whose shapes differ from the model's config
+        if "mismatch" not in str(err):
+            raise
+        raise ValueError(f"{name}: the checkpoint's weights do not fit the model its config.json describes (another "
+                         f"architecture, size or label count saved under this config); transformers says: "
+                         f"{str(err).strip().splitlines()[-1]}") from err
     check_vocabulary(tokenizer, model, name)
     return model, head_init
 
