@@ -270,7 +270,7 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
         if hasattr(dataset, "load_state_dict") and trainer.get("dataset"):
             dataset.load_state_dict(trainer["dataset"])
     writer = None
-    if settings.tensorboard_dir:
+    if settings.tensorboard_dir and dist.is_main_process():
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(settings.tensorboard_dir)
