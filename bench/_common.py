@@ -101,6 +101,21 @@ def parse_systems(parser, text: str, known: tuple[str, ...]) -> list[str]:
     return systems
 
 
+def interleaved(seeds: str, systems: list[str], measure: Callable[[int, str], dict], describe: Callable[[dict], str],
+                label: str = "", skip: Callable[[int, str], bool] = lambda seed, system: False) -> list[dict]:
+    """``measure(seed, system)`` for every seed of ``--seeds a,b`` and every system, the systems alternating seed by
+    seed (machine noise then hits every system alike); each row is printed as ``[label ]seed S SYSTEM: describe``."""
+    rows = []
+    for seed in (int(s) for s in seeds.split(",")):
+        for system in systems:
+            if skip(seed, system):
+                continue
+            row = measure(seed, system)
+            print(f"{label + ' ' if label else ''}seed {seed} {system}: {describe(row)}", flush=True)
+            rows.append(row)
+    return rows
+
+
 def finish(rows: list[dict], name: str, out: str | None, keys: list[str], metrics: dict[str, bool],
            over: str) -> pd.DataFrame:
     """Write the results CSV, then print the medians and bertbench's ratios (when bertbench ran); returns the rows.

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import finish, parse_systems, run_isolated
+from _common import finish, interleaved, parse_systems, run_isolated
 
 SYSTEMS = ("trainer_pad128", "trainer_dynamic", "trainer_dynamic_bf16", "bertbench")
 
@@ -200,17 +200,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             "max_len": opts.max_len, "lr": opts.lr, "weight_decay": opts.weight_decay,
             "warmup_ratio": opts.warmup_ratio}
     systems = parse_systems(parser, opts.systems, SYSTEMS)
+    extra = {k: v for k, v in args.items() if k != "train_examples"}
     rows = []
     for task in opts.tasks.split(","):
-        for seed in (int(s) for s in opts.seeds.split(",")):
-            for system in systems:  # interleaved: noise hits every system
-                if system == "trainer_pad128" and str(seed) not in opts.pad128_seeds.split(","):
-                    continue
-                row = measure(args, task, seed, system)
-                print(f"{task} seed {seed} {system}: {row['train_examples_per_s']:.1f} train ex/s, "
-                      f"{row['eval_examples_per_s']:.1f} eval ex/s, {row['peak_rss_mb']:.0f} MB, "
-                      f"dev {row['dev_score']:.4f}", flush=True)
-                rows.append({**row, **{k: v for k, v in args.items() if k != "train_examples"}})
+        rows += interleaved(
+            opts.seeds, systems, lambda seed, system, task=task: {**measure(args, task, seed, system), **extra},
+            lambda row: (f"{row['train_examples_per_s']:.1f} train ex/s, {row['eval_examples_per_s']:.1f} eval ex/s, "
+                         f"{row['peak_rss_mb']:.0f} MB, dev {row['dev_score']:.4f}"),
+            label=task,
+            skip=lambda seed, system: system == "trainer_pad128" and str(seed) not in opts.pad128_seeds.split(","))
     return finish(rows, "glue_vs_trainer", opts.out, ["task"],
                   {"train_examples_per_s": True, "eval_examples_per_s": True, "peak_rss_mb": False},
                   f"seeds {opts.seeds} (trainer_pad128: {opts.pad128_seeds})")

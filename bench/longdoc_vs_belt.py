@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _common import finish, parse_systems, run_isolated
+from _common import finish, interleaved, parse_systems, run_isolated
 
 SYSTEMS = ("belt", "bertbench", "bertbench_attn0.1")
 
@@ -160,14 +160,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                                 "chunk_size", "stride", "minimal_chunk_length",
                                                 "maximal_text_length")}
     systems = parse_systems(parser, opts.systems, SYSTEMS)
-    rows = []
-    for seed in (int(s) for s in opts.seeds.split(",")):
-        for system in systems:
-            row = measure(args, seed, system)
-            print(f"seed {seed} {system}: F1 {row['f1']:.4f}, acc {row['accuracy']:.4f}, train {row['train_s']:.0f} s "
-                  f"({row['train_docs_per_s']:.2f} docs/s), predict {row['predict_s']:.1f} s, "
-                  f"{row['peak_rss_mb']:.0f} MB", flush=True)
-            rows.append({**row, **{k: v for k, v in args.items() if k != "train_docs"}})
+    extra = {k: v for k, v in args.items() if k != "train_docs"}
+    rows = interleaved(opts.seeds, systems, lambda seed, system: {**measure(args, seed, system), **extra},
+                       lambda row: (f"F1 {row['f1']:.4f}, acc {row['accuracy']:.4f}, train {row['train_s']:.0f} s "
+                                    f"({row['train_docs_per_s']:.2f} docs/s), predict {row['predict_s']:.1f} s, "
+                                    f"{row['peak_rss_mb']:.0f} MB"))
     return finish(rows, "longdoc_vs_belt", opts.out, ["dataset"],
                   {"train_docs_per_s": True, "predict_docs_per_s": True, "peak_rss_mb": False}, f"seeds {opts.seeds}")
 

@@ -20,7 +20,7 @@ import time
 
 import pandas as pd
 
-from _common import finish, parse_systems, run_isolated
+from _common import finish, interleaved, parse_systems, run_isolated
 
 SYSTEMS = ("trainer", "bertbench")
 
@@ -124,13 +124,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         opts.seeds, opts.size, opts.docs, opts.steps, opts.batch_size, opts.max_len = "0", "nano", 200, 4, 8, 64
     args = {key: getattr(opts, key) for key in ("size", "docs", "steps", "batch_size", "max_len", "lr")}
     systems = parse_systems(parser, opts.systems, SYSTEMS)
-    rows = []
-    for seed in (int(s) for s in opts.seeds.split(",")):
-        for system in systems:
-            row = measure(args, seed, system)
-            print(f"seed {seed} {system}: {row['tokens_per_s']:.0f} tokens/s over {row['steps']} steps, "
-                  f"mean train loss {row['mean_train_loss']:.3f}, {row['peak_rss_mb']:.0f} MB", flush=True)
-            rows.append({**row, **args})
+    rows = interleaved(opts.seeds, systems, lambda seed, system: {**measure(args, seed, system), **args},
+                       lambda row: (f"{row['tokens_per_s']:.0f} tokens/s over {row['steps']} steps, mean train loss "
+                                    f"{row['mean_train_loss']:.3f}, {row['peak_rss_mb']:.0f} MB"))
     metrics = {"tokens_per_s": True, "peak_rss_mb": False}
     if any("mfu" in row for row in rows):
         metrics["mfu"] = True

@@ -154,16 +154,22 @@ def remove_training_state(folder: str | Path) -> None:
             shutil.rmtree(candidate, ignore_errors=True)
 
 
-def finished_rows(results_path: str | Path, run_id: str):
-    """The rows of ``run_id`` if the results file has them (the run finished: rows are written last), else None."""
+def finished_runs(results_path: str | Path, run_ids: list[str]) -> dict:
+    """run id -> its rows, for those of ``run_ids`` the results file has (a run's rows are written last, so those
+    runs finished); the file is read once."""
     from .results import load_results
 
     path = Path(results_path)
     if not path.exists():
-        return None
+        return {}
     frame = load_results(path)
-    rows = frame[frame["run_id"] == run_id]
-    return rows.reset_index(drop=True) if len(rows) else None
+    frame = frame[frame["run_id"].isin(run_ids)]
+    return {run_id: rows.reset_index(drop=True) for run_id, rows in frame.groupby("run_id", sort=False)}
+
+
+def finished_rows(results_path: str | Path, run_id: str):
+    """The rows of ``run_id`` if the results file has them (:func:`finished_runs`), else None."""
+    return finished_runs(results_path, [run_id]).get(run_id)
 
 
 def start_or_skip(resume: bool, results_path: str | Path, run_id: str, resume_dir: str | Path, label: str = ""):

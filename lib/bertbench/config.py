@@ -150,10 +150,13 @@ class BaseConfig:
     def to_dict(self) -> dict[str, Any]:
         return {name: (list(val) if isinstance(val, tuple) else val) for name, val in dataclasses.asdict(self).items()}
 
-    def to_json(self) -> str:
+    def recorded(self) -> dict[str, Any]:
         """The config recorded with every result row (runtime fields but ``num_threads`` left out)."""
         skip = set(self.RUNTIME) - {"num_threads"}
-        return json.dumps({k: v for k, v in self.to_dict().items() if k not in skip}, sort_keys=True)
+        return {k: v for k, v in self.to_dict().items() if k not in skip}
+
+    def to_json(self) -> str:
+        return json.dumps(self.recorded(), sort_keys=True)
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide what a run computes (``RUNTIME`` left out): run ids hash this."""

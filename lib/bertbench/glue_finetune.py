@@ -26,7 +26,7 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from . import metrics as M
-from .checkpoint import finished_rows, remove_training_state, start_or_skip
+from .checkpoint import finished_runs, remove_training_state, start_or_skip
 from .config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
@@ -417,16 +417,19 @@ def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) ->
     for task_name in cfg.tasks:
         task = get_task(task_name)
         task_cfg = cfg.for_task(task.name)
-        if cfg.resume:  # every seed finished: nothing to read or tokenise
-            done = [finished_rows(results_path, run_id_for(task_cfg, task.name, seed)) for seed in task_cfg.seeds]
-            if all(rows is not None for rows in done):
-                print(f"[{task.name}] seeds {list(task_cfg.seeds)} already in {results_path}; BB_RESUME=0 reruns them")
-                frames += done
-                continue
+        run_ids = {seed: run_id_for(task_cfg, task.name, seed) for seed in task_cfg.seeds}
+        done = finished_runs(results_path, list(run_ids.values())) if cfg.resume else {}
+        if done:
+            finished = [seed for seed, run_id in run_ids.items() if run_id in done]
+            print(f"[{task.name}] seeds {finished} already in {results_path}; BB_RESUME=0 reruns them")
+        if len(done) == len(run_ids):  # nothing to read or tokenise
+            frames += [done[run_id] for run_id in run_ids.values()]
+            continue
         data = load_task_data(task_cfg, task)
         encoded = encode_task(task_cfg, data)
-        for seed in task_cfg.seeds:
-            frames.append(run_task_seed(cfg, task.name, seed, data, Path(results_path), verbose=verbose,
+        for seed, run_id in run_ids.items():
+            frames.append(done[run_id] if run_id in done else
+                          run_task_seed(cfg, task.name, seed, data, Path(results_path), verbose=verbose,
                                         encoded=encoded))
     return pd.concat(frames, ignore_index=True)
 

@@ -369,7 +369,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         "selection": "best_epoch_on_val_split", "max_len": cfg.max_len, "train_examples": len(train_set),
         "device": device_description(accelerator.device, accelerator.mixed_precision),
         "wall_s": round(time.perf_counter() - started, 2),
-        "config": json.dumps({**json.loads(cfg.to_json()), "split_file": prepared.split_file, "fold": fold_arg},
+        "config": json.dumps({**cfg.recorded(), "split_file": prepared.split_file, "fold": fold_arg},
                              sort_keys=True),
     }
     rows = make_rows(common, entries)

@@ -582,7 +582,7 @@ def _rows(cfg: ProbeConfig, run_id: str, task: str, init: str, model_name: str, 
               "task": task, "seed": cfg.seed, "init": init, "head_init": "probe", "selection": "last_epoch",
               "max_len": max_len or cfg.max_len, "train_examples": train_examples,
               "device": device_description(torch.device("cpu")), "wall_s": round(time.perf_counter() - started, 2),
-              "config": json.dumps({**json.loads(cfg.to_json()), "encoder": model_name}, sort_keys=True)}
+              "config": json.dumps({**cfg.recorded(), "encoder": model_name}, sort_keys=True)}
     rows = []
     for (variant, layer), group in itertools.groupby(entries, key=lambda entry: (entry[0], entry[2])):
         step = -1 if variant in ("majority", "full_model", "always_no_answer") else cfg.probe_epochs
