@@ -64,7 +64,7 @@ latest = bb.load_results(results_path)
 comparison = bb.compare_to(latest[latest["preset"] == cfg.preset], predictions, baseline="head")
 print(comparison.round(4).to_string(index=False))
 for dataset, part in table.groupby("dataset", sort=False):
-    best = part.sort_values("f1", ascending=False).iloc[0]
+    best = part.sort_values("f1", ascending=False, kind="stable").iloc[0]
     row = comparison[(comparison["dataset"] == dataset) & (comparison["variant"] == best["variant"])]
     verdict = ("the baseline itself" if best["variant"] == "head" else
                "beyond noise" if len(row) and row["beyond_noise"].iloc[0] else "within noise")

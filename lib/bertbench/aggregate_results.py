@@ -351,7 +351,7 @@ def _per_run_scores(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
     per_epoch = scores["selection"] == "per_epoch_dev"
     kept = [scores[~per_epoch]]
     if per_epoch.any():
-        epochs = scores[per_epoch].sort_values("step")
+        epochs = scores[per_epoch].sort_values("step", kind="stable")
         if rule == "best_on_dev":
             chosen = epochs.loc[epochs.groupby("run_id")["value"].idxmax()]
         else:
@@ -398,7 +398,7 @@ def glue_cells(frame: pd.DataFrame, rule: str = "as_recorded", predictions: pd.D
         if samples and task.eval_splits == ("dev",) and all(run in by_run for run in run_ids):
             runs = []
             for run in run_ids:
-                dev = by_run[run][by_run[run]["split"] == "dev"].sort_values("example")
+                dev = by_run[run][by_run[run]["split"] == "dev"].sort_values("example", kind="stable")
                 runs.append((dev["prediction"].to_numpy(), dev["label"].to_numpy()))
             if task.is_regression:
                 runs = [(pred.astype(float), gold.astype(float)) for pred, gold in runs]
@@ -510,7 +510,7 @@ def probe_best_layers(frame: pd.DataFrame) -> pd.DataFrame:
     for (task, init), part in dev.groupby(["task", "init"], sort=False):
         floor = part[part["variant"] == "majority"]["value"]
         for variant, curve in part[part["layer"] >= 0].groupby("variant", sort=False):
-            curve = curve.sort_values("layer")
+            curve = curve.sort_values("layer", kind="stable")
             best = curve.loc[curve["value"].idxmax()]
             records.append({"task": task, "init": init, "variant": variant, "layers": len(curve),
                             "model": curve["model"].iloc[0], "preset": curve["preset"].iloc[0],

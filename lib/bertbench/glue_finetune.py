@@ -478,7 +478,7 @@ def prediction_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
         task = get_task(task_name)
         split_scores = []
         for split, part in run.groupby("split", sort=False):
-            part = part.sort_values("example")
+            part = part.sort_values("example", kind="stable")
             predicted, labels = part["prediction"].to_numpy(float), part["label"].to_numpy(float)
             if task.is_regression:  # float32 outputs, as the run scored them (the file keeps them exactly)
                 values = M.regression_metrics(predicted.astype(np.float32), labels, task.metrics)

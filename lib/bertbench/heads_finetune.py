@@ -288,7 +288,7 @@ def heads_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
     A (task, variant, seed) run more than once under different settings counts once: its latest run.
     """
-    latest = frame.sort_values("created_at").drop_duplicates(["task", "variant", "seed", "split", "metric"],
+    latest = frame.sort_values("created_at", kind="stable").drop_duplicates(["task", "variant", "seed", "split", "metric"],
                                                               keep="last")
     frame = frame[frame["run_id"].isin(set(latest["run_id"]))]
     dev = frame[(frame["split"] == "dev") & (frame["metric"] == "score")]

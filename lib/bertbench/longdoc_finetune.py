@@ -408,14 +408,14 @@ def compare_to(frame: pd.DataFrame, predictions: pd.DataFrame, baseline: str = "
         ids = dict(zip(group["variant"], group["run_id"], strict=True))
         if baseline not in ids:
             continue
-        base = predictions[predictions["run_id"] == ids[baseline]].sort_values("doc_id")
+        base = predictions[predictions["run_id"] == ids[baseline]].sort_values("doc_id", kind="stable")
         labels = np.asarray([json.loads(value) for value in base["label"]])
         columns = [column for column in base.columns if column.startswith("p_") and base[column].notna().all()]
         problem = "multilabel" if labels.ndim == 2 else ("binary" if len(columns) == 2 else "multiclass")
         for variant, run_id in ids.items():
             if variant == baseline:
                 continue
-            other = predictions[predictions["run_id"] == run_id].sort_values("doc_id")
+            other = predictions[predictions["run_id"] == run_id].sort_values("doc_id", kind="stable")
             if other["doc_id"].tolist() != base["doc_id"].tolist():
                 continue  # not the same test documents: not a paired comparison
             diff, low, high = M.paired_bootstrap_difference(other[columns].to_numpy(), base[columns].to_numpy(),

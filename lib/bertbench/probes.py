@@ -567,7 +567,7 @@ def probe_task(cfg: ProbeConfig, task_name: str, model_name: str, init: str, tok
     if verbose:
         frame = pd.DataFrame(rows)
         best = frame[(frame["split"] == "dev") & (frame["metric"] == "accuracy") &
-                     frame["variant"].str.startswith("probe:")].sort_values("value").iloc[-1]
+                     frame["variant"].str.startswith("probe:")].sort_values("value", kind="stable").iloc[-1]
         floor = next(e[4] for e in entries if e[0] == "majority" and e[3] == "accuracy")
         print(f"[{task.name} {init}] best probe dev accuracy {best['value']:.4f} ({best['variant']}, layer "
               f"{best['layer']}); majority class {floor:.4f}")

@@ -115,7 +115,7 @@ def longdoc_markdown(frame: pd.DataFrame, predictions: pd.DataFrame | None = Non
                 f"{row.f1:.3f} [{row.f1_ci_low:.3f}, {row.f1_ci_high:.3f}] | {row.train_tokens_per_doc:.0f} | "
                 f"{row.test_tokens_per_doc:.0f} | {row.windows_per_doc:.2f} | {row.train_s:.0f} s | "
                 f"{row.predict_s:.1f} s | {row.peak_mb / 1024:.1f} GiB | {row.best_epoch:.0f}/{row.epochs_run:.0f} |")
-        best = part.sort_values("f1", ascending=False).iloc[0]
+        best = part.sort_values("f1", ascending=False, kind="stable").iloc[0]
         verdict = f"Best test F1: `{best['variant']}` {best['f1']:.3f}"
         found = comparison[(comparison["dataset"] == dataset) & (comparison["variant"] == best["variant"])
                            & (comparison["model"] == model)] if len(comparison) else comparison
