@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate bench bench-glue bench-longdoc bench-mlm bench-inference lab lint clean
+.PHONY: install test test-fast docs glue glue-cpu-3seeds tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate bench bench-glue bench-longdoc bench-mlm bench-inference lab lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: install  ## the whole test suite, the slow kill-and-resume and 2-process t
 
 test-fast: install  ## without the slow tests (about 4 minutes less)
 	$(BIN)/python -m pytest
+
+docs: install  ## rewrite the generated tables in README.md and docs/ from outputs/ and bench/results/
+	$(BIN)/python -m bertbench.docs_tables --update
+	$(BIN)/python bench/report.py --update
 
 glue: install  ## notebook 03 on the defaults: packaged MiniLM, cpu preset, one seed
 	$(BIN)/python notebooks/03_glue_finetune.py

@@ -35,7 +35,7 @@ SYSTEMS = ("trainer_pad128", "trainer_dynamic", "trainer_dynamic_bf16", "bertben
 
 
 def glue_config(args: dict, task: str, seed: int):
-    from bertbench.glue_finetune import GlueConfig
+    from bertbench.experiments.glue_finetune import GlueConfig
 
     return GlueConfig(
         preset="cpu", model=args["model"], tasks=(task,), seeds=(seed,), max_train_examples=args["train_examples"],
@@ -56,7 +56,7 @@ def run_bertbench(args: dict, task_name: str, seed: int) -> dict:
 
     from bertbench.data.glue import get_task
     from bertbench.encoding import PadCollator
-    from bertbench.glue_finetune import encode_task, fit_and_evaluate, load_task_data
+    from bertbench.experiments.glue_finetune import encode_task, fit_and_evaluate, load_task_data
     from bertbench.models import build_classifier
     from bertbench.train import predict
 
@@ -95,7 +95,7 @@ def run_trainer(args: dict, task_name: str, seed: int, system: str) -> dict:
     )
 
     from bertbench.data.glue import get_task
-    from bertbench.glue_finetune import load_task_data
+    from bertbench.experiments.glue_finetune import load_task_data
     from bertbench.models import resolve_model
 
     task = get_task(task_name)

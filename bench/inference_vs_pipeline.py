@@ -33,8 +33,8 @@ def make_checkpoints(args: dict, folder: str) -> dict:
     """Fine-tune the two checkpoints with bertbench (runs under ``folder``); returns their paths."""
     os.environ["BB_RUNS_DIR"] = folder
     from bertbench.data.glue import get_task
-    from bertbench.glue_finetune import GlueConfig, load_task_data, run_task_seed
-    from bertbench.longdoc_finetune import LongDocConfig, prepare_dataset, run_one
+    from bertbench.experiments.glue_finetune import GlueConfig, load_task_data, run_task_seed
+    from bertbench.experiments.long_documents import LongDocConfig, prepare_dataset, run_one
     from bertbench.paths import runs_dir
 
     paths = {}

@@ -14,8 +14,8 @@ import time
 import torch
 
 import bertbench as bb
-from bertbench import aggregate as A
-from bertbench.longdoc_finetune import encode_windows
+from bertbench import window_pooling as A
+from bertbench.experiments.long_documents import encode_windows
 from bertbench.train import build_optimizer
 
 

@@ -34,7 +34,7 @@ SYSTEMS = ("belt", "bertbench", "bertbench_attn0.1")
 
 
 def longdoc_config(args: dict, seed: int, attention_dropout: float = 0.0):
-    from bertbench.longdoc_finetune import LongDocConfig
+    from bertbench.experiments.long_documents import LongDocConfig
 
     return LongDocConfig(
         preset="cpu", datasets=("hyperpartisan",), dataset_overrides="", model=args["model"],
@@ -46,7 +46,7 @@ def longdoc_config(args: dict, seed: int, attention_dropout: float = 0.0):
 
 
 def run_bertbench(args: dict, seed: int, attention_dropout: float) -> dict:
-    from bertbench.longdoc_finetune import prepare_dataset, run_one
+    from bertbench.experiments.long_documents import prepare_dataset, run_one
 
     cfg = longdoc_config(args, seed, attention_dropout)
     started = time.perf_counter()
@@ -67,7 +67,7 @@ def run_belt(args: dict, seed: int) -> dict:
     from transformers import AutoModel, AutoTokenizer, set_seed
 
     from bertbench import metrics as M
-    from bertbench.longdoc_finetune import prepare_dataset
+    from bertbench.experiments.long_documents import prepare_dataset
     from bertbench.models import resolve_model
 
     cfg = longdoc_config(args, seed)

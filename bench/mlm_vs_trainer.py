@@ -26,7 +26,7 @@ SYSTEMS = ("trainer", "bertbench")
 
 
 def pretrain_config(args: dict, seed: int, name: str = "bench-mlm"):
-    from bertbench.pretrain import PretrainConfig
+    from bertbench.experiments.pretrain_mlm import PretrainConfig
 
     return PretrainConfig(
         preset="cpu", name=name, tokenizer="minilm", corpus="wikipedia", max_docs=args["docs"], heldout_blocks=4,
@@ -38,8 +38,8 @@ def pretrain_config(args: dict, seed: int, name: str = "bench-mlm"):
 def blocks(cfg):
     """The training blocks bertbench's loop draws from, (N, max_len), and the tokenizer."""
     from bertbench.data.corpus import open_corpus
+    from bertbench.experiments.pretrain_mlm import pack, resolve_tokenizer, token_stream
     from bertbench.paths import runs_dir
-    from bertbench.pretrain import pack, resolve_tokenizer, token_stream
 
     tokenizer = resolve_tokenizer(cfg)
     stream = token_stream(open_corpus(cfg.corpus, cfg.max_docs), tokenizer, runs_dir() / "cache" / "tokens")
@@ -49,7 +49,7 @@ def blocks(cfg):
 
 
 def run_bertbench(args: dict, seed: int) -> dict:
-    from bertbench.pretrain import pretrain
+    from bertbench.experiments.pretrain_mlm import pretrain
 
     cfg = pretrain_config(args, seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +72,7 @@ def run_trainer(args: dict, seed: int) -> dict:
         set_seed,
     )
 
-    from bertbench.pretrain import PEAK_TFLOPS, build_mlm_model, train_flops_per_token
+    from bertbench.experiments.pretrain_mlm import PEAK_TFLOPS, build_mlm_model, train_flops_per_token
 
     cfg = pretrain_config(args, seed)
     data, tokenizer = blocks(cfg)

@@ -1,8 +1,8 @@
 """The committed benchmark results as markdown tables (medians over seeds/repeats, bertbench's ratio to each other
-system, the issue's targets met or not), printed, and with ``--update-readme`` written into README.md between the
+system, the issue's targets met or not), printed, and with ``--update`` written into docs/benchmarks.md between the
 ``bench-table`` markers.
 
-    python bench/report.py [--update-readme]
+    python bench/report.py [--update]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 
 from _common import RESULTS_DIR, ratio_table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 MARKERS = ("<!-- bench-table:start -->", "<!-- bench-table:end -->")
 
 # name -> key columns, speed/memory metrics (True: higher is better), quality column, and the targets:
@@ -96,24 +96,24 @@ def report(results_dir: Path = RESULTS_DIR) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def update_readme(text: str, readme: Path = README) -> bool:
-    content = readme.read_text()
+def update_page(text: str, page: Path = PAGE) -> bool:
+    content = page.read_text()
     pattern = re.compile(re.escape(MARKERS[0]) + r".*?" + re.escape(MARKERS[1]), re.DOTALL)
     if not pattern.search(content):
-        sys.exit(f"{readme}: no {MARKERS[0]} ... {MARKERS[1]} block")
+        sys.exit(f"{page}: no {MARKERS[0]} ... {MARKERS[1]} block")
     updated = pattern.sub(lambda _: f"{MARKERS[0]}\n{text}{MARKERS[1]}", content)
-    readme.write_text(updated)
+    page.write_text(updated)
     return updated != content
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--update", action="store_true", help="rewrite the tables in docs/benchmarks.md")
     opts = parser.parse_args()
     text = report()
     print(text)
-    if opts.update_readme:
-        print(f"README.md {'updated' if update_readme(text) else 'already up to date'}")
+    if opts.update:
+        print(f"docs/benchmarks.md {'updated' if update_page(text) else 'already up to date'}")
 
 
 if __name__ == "__main__":

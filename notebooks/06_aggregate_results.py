@@ -11,7 +11,7 @@
 #   chosen and reported on dev; labelled as such); `BB_ACROSS_PROTOCOLS=1` puts different protocols in one table,
 #   marked; `BB_INCLUDE_WNLI=1` counts WNLI in the means.
 # - **Outputs:** `outputs/06_aggregate_results.csv` (result rows: per system and task the median, range, run count
-#   and bootstrap CI; per system the GLUE means), `outputs/06_aggregate_results.md` (the summary README includes)
+#   and bootstrap CI; per system the GLUE means), `outputs/06_aggregate_results.md` (the summary that `docs/06_aggregate_results.md` includes)
 #   and `outputs/figures/06_*.png`. `tiny` runs read and write `runs/tiny-outputs/` instead.
 # - **Runs on:** any CPU in seconds; works on a partial or an empty `outputs/`.
 #

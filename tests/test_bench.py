@@ -89,21 +89,21 @@ def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch, flag
     assert train.resolve_precision("no") == "no"  # an explicit choice is never overridden
 
 
-def test_readme_shows_the_committed_benchmark_results():
+def test_benchmarks_page_shows_the_committed_benchmark_results():
     sys.path.insert(0, str(BENCH))
     try:
         import report
     finally:
         sys.path.remove(str(BENCH))
-    readme = report.README.read_text()
-    start, end = (readme.index(marker) for marker in report.MARKERS)
-    assert readme[start + len(report.MARKERS[0]) + 1:end] == report.report(), \
-        "README's benchmark tables differ from bench/results/: run python bench/report.py --update-readme"
+    page = report.PAGE.read_text()
+    start, end = (page.index(marker) for marker in report.MARKERS)
+    assert page[start + len(report.MARKERS[0]) + 1:end] == report.report(), \
+        "docs/benchmarks.md's tables differ from bench/results/: run python bench/report.py --update"
 
 
 def test_regression_keeps_fp32_under_auto_precision():
     """STS-B outputs in bf16 sit on a 1/64-1/128 grid whose ties bias Pearson/Spearman: "auto" stays fp32 there."""
-    from bertbench.glue_finetune import GlueConfig
+    from bertbench.experiments.glue_finetune import GlueConfig
 
     assert GlueConfig().train_settings(regression=True).mixed_precision == "no"
     assert GlueConfig().train_settings().mixed_precision == "auto"

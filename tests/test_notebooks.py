@@ -111,13 +111,13 @@ def _tiny_env(tmp_path, name=""):
     env = {**os.environ, "BB_PRESET": "tiny", "BB_OUTPUT_DIR": str(tmp_path / "outputs"),
            "BB_RUNS_DIR": str(tmp_path / "runs"), "HF_HUB_OFFLINE": "1"}
     if name == "05_layer_probes":  # span probes on a tiny SQuAD 2.0 file (none ships with the data)
-        from test_squad import squad_dict
+        from support import squad_dict
 
         path = tmp_path / "tiny_squad2.json"
         path.write_text(json.dumps(squad_dict()))
         env.update(BB_SQUAD_TRAIN=str(path), BB_SQUAD_DEV=str(path))
     if name == "06_aggregate_results":  # something to aggregate, wherever the notebook looks
-        from test_aggregate_results import write_synthetic_outputs
+        from support import write_synthetic_outputs
 
         write_synthetic_outputs(tmp_path / "outputs")
         write_synthetic_outputs(tmp_path / "runs" / "tiny-outputs")

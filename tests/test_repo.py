@@ -40,28 +40,9 @@ def test_trust_remote_code_is_off_by_default():
     assert bb.GlueConfig.from_env(environ={}).trust_remote_code is False
 
 
-@pytest.mark.parametrize("name", ["tokenizer", "pretrain", "glue", "longdoc"])
-def test_readme_tables_are_the_ones_generated_from_outputs(name):
-    from bertbench.report import BLOCKS, generated, readme_block
-
-    if not (ROOT / "outputs" / BLOCKS[name][0]).is_file():
-        pytest.skip(f"no committed {BLOCKS[name][0]} yet")
-    readme = (ROOT / "README.md").read_text()
-    assert readme_block(readme, name) == generated(name, ROOT / "outputs"), \
-        f"README's {name} table differs from outputs/: regenerate with `python -m bertbench.report --update-readme`"
-
-
 def test_committed_outputs_are_real_runs_not_tiny():
     from bertbench.results import load_results
 
     for csv in sorted((ROOT / "outputs").glob("*.csv")):
         frame = load_results(csv)
         assert "tiny" not in set(frame["preset"]), f"{csv.name} holds tiny-preset rows (tests must not write there)"
-
-
-def test_every_test_named_in_readme_exists():
-    readme = (ROOT / "README.md").read_text()
-    defined = set(re.findall(r"^def (test_\w+)", "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py")),
-                             flags=re.M))
-    cited = {name for name in re.findall(r"\b(test_\w+)\b(?!\.py)", readme) if not name.endswith("_")}
-    assert cited and cited <= defined, f"README cites unknown tests: {sorted(cited - defined)}"

@@ -132,7 +132,7 @@ def test_selection_protocol_is_recorded_on_every_row(glue_dir, tmp_path, selecti
 
 
 def test_holdout_is_disjoint_from_training_and_dev_is_untouched(glue_dir):
-    from bertbench.glue_finetune import load_task_data
+    from bertbench.experiments.glue_finetune import load_task_data
 
     cfg = _glue_cfg(max_train_examples="0", max_eval_examples="0")
     data = load_task_data(cfg, bb.get_task("rte"))

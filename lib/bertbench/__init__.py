@@ -1,6 +1,12 @@
 """bertbench: a research workbench for BERT-family encoders. This module is the API the notebooks use."""
 
-from .aggregate_results import (
+from .config import BaseConfig
+from .data.corpus import Corpus, open_corpus
+from .data.documents import Documents, fixed_split, kfold_splits, load_documents
+from .data.examples import DataError, Examples
+from .data.glue import TASKS, GlueTask, get_task, load_glue, read_glue_tsv
+from .data.text_label import examples_from_hf, read_bert_tsv, read_csv, read_jsonl
+from .experiments.aggregate_results import (
                                 AggregateConfig,
                                 ProtocolError,
                                 aggregate_outputs,
@@ -11,29 +17,30 @@ from .aggregate_results import (
                                 load_references,
                                 write_aggregation,
 )
-from .config import BaseConfig
-from .data.corpus import Corpus, open_corpus
-from .data.documents import Documents, fixed_split, kfold_splits, load_documents
-from .data.examples import DataError, Examples
-from .data.glue import TASKS, GlueTask, get_task, load_glue, read_glue_tsv
-from .data.text_label import examples_from_hf, read_bert_tsv, read_csv, read_jsonl
-from .glue_finetune import GlueConfig, glue_summary, predict_saved_runs, prediction_metrics, run_glue, run_id_for
-from .heads import HeadModel, MultitaskModel, SequenceClassifier, TwoInputModel, pool
-from .heads_finetune import HeadsConfig, heads_summary, run_heads
-from .longdoc_finetune import (
-                               LongDocConfig,
-                               compare_to,
-                               longdoc_summary,
-                               plot_score_vs_tokens,
-                               run_long_documents,
+from .experiments.glue_finetune import (
+                                GlueConfig,
+                                glue_summary,
+                                predict_saved_runs,
+                                prediction_metrics,
+                                run_glue,
+                                run_id_for,
 )
+from .experiments.layer_probes import ProbeConfig, plot_layer_curves, probe_summary, run_probes, selectivity
+from .experiments.long_documents import (
+                                LongDocConfig,
+                                compare_to,
+                                longdoc_summary,
+                                plot_score_vs_tokens,
+                                run_long_documents,
+)
+from .experiments.model_heads import HeadsConfig, heads_summary, run_heads
+from .experiments.pretrain_mlm import PretrainConfig, pretrain
+from .experiments.train_tokenizer import TokenizerConfig, run_tokenizers, tokenizer_dir
+from .heads import HeadModel, MultitaskModel, SequenceClassifier, TwoInputModel, pool
 from .memory import PeakMemory
 from .models import build_classifier, load_tokenizer, resolve_model, self_check
 from .paths import data_dir, outputs_dir, repo_root, runs_dir
-from .pretrain import PretrainConfig, pretrain
-from .probes import ProbeConfig, plot_layer_curves, probe_summary, run_probes, selectivity
 from .results import load_results, predictions_path, write_results
-from .tokenizer_train import TokenizerConfig, run_tokenizers, tokenizer_dir
 
 __version__ = "0.1.0"
 

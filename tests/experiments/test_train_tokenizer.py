@@ -6,7 +6,7 @@ import math
 import pytest
 from transformers import AutoTokenizer
 
-from bertbench.tokenizer_train import (
+from bertbench.experiments.train_tokenizer import (
     SPECIAL_TOKENS,
     TokenizerConfig,
     plain_backend,

@@ -10,7 +10,7 @@ import torch
 
 import bertbench as bb
 from bertbench.data.corpus import Corpus
-from bertbench.pretrain import (
+from bertbench.experiments.pretrain_mlm import (
     Masker,
     PretrainConfig,
     build_mlm_model,
@@ -214,7 +214,7 @@ def test_pretrained_checkpoint_loads_in_transformers_and_fine_tunes_through_note
 def test_a_resumed_run_keeps_its_own_tokenizer_when_notebook_01_is_run_again(tmp_path):
     from transformers import AutoTokenizer
 
-    from bertbench.tokenizer_train import TokenizerConfig, tokenizer_dir, train_tokenizer
+    from bertbench.experiments.train_tokenizer import TokenizerConfig, tokenizer_dir, train_tokenizer
 
     results = tmp_path / "02.csv"
 

@@ -11,37 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support import glue_run, write_synthetic_outputs
 
 import bertbench as bb
-from bertbench import aggregate_results as A
 from bertbench import metrics as M
-from bertbench.results import ResultsError, make_rows
-
-PROTOCOL = {"init": "pretrained", "selection": "best_epoch_on_train_holdout", "max_len": 128, "preset": "tiny"}
-
-
-def glue_run(model: str, task: str, seed: int, score: float, notebook: str = "03_glue_finetune",
-             train_examples: int = 1800, **protocol) -> list[dict]:
-    """The dev rows of one synthetic fine-tuning run."""
-    common = {"run_id": f"{model}-{task}-s{seed}-{train_examples}-{json.dumps(protocol, sort_keys=True)}",
-              "notebook": notebook, "model": model, "task": task, "seed": seed, "head_init": "new",
-              "train_examples": train_examples, "device": "cpu", "wall_s": 1.0, "config": "{}",
-              **{**PROTOCOL, **protocol}}
-    return make_rows(common, [("dev", 1, "score", score), ("train", 1, "loss", 0.5)])
-
-
-def write_synthetic_outputs(folder: Path) -> Path:
-    """A small outputs/ folder: two models on three tasks with three seeds, a model under another selection rule,
-    and a task trained on a different subset. Returns the folder."""
-    rows = []
-    for seed, (cola, sst2, mrpc) in enumerate([(0.30, 0.90, 0.80), (0.20, 0.92, 0.84), (0.40, 0.91, 0.82)]):
-        rows += glue_run("alpha", "cola", seed, cola) + glue_run("alpha", "sst2", seed, sst2)
-        rows += glue_run("alpha", "mrpc", seed, mrpc)
-        rows += glue_run("beta", "cola", seed, -0.05 + 0.01 * seed) + glue_run("beta", "sst2", seed, 0.7)
-        rows += glue_run("beta", "mrpc", seed, 0.75, train_examples=900)  # another data subset
-        rows += glue_run("gamma", "sst2", seed, 0.95, selection="best_epoch_on_dev")
-    bb.write_results(rows, folder / "03_glue_finetune.csv")
-    return folder
+from bertbench.experiments import aggregate_results as A
+from bertbench.results import ResultsError
 
 
 def _config(folder: Path, **changes) -> A.AggregateConfig:
@@ -199,7 +174,7 @@ def test_partial_and_empty_outputs_work_with_a_clear_message(tmp_path):
     assert set(rows["preset"]) == {"published"}  # only the reference rows
     partial = tmp_path / "partial"
     partial.mkdir()
-    shutil.copy(Path(__file__).resolve().parents[1] / "outputs" / "04_long_documents.csv", partial)
+    shutil.copy(Path(__file__).resolve().parents[2] / "outputs" / "04_long_documents.csv", partial)
     result = A.aggregate_outputs(_config(partial, references=False), figures_dir=tmp_path / "figures")
     assert any("not run yet" in message and "03_glue_finetune" in message for message in result.messages)
     assert not len(result.table) and len(result.longdoc) == 7
@@ -280,12 +255,12 @@ def test_every_published_number_has_a_source_and_bad_rows_are_named(tmp_path):
 
 
 def test_committed_summary_is_the_aggregation_of_the_committed_outputs(tmp_path):
-    """outputs/06_aggregate_results.md (which README includes) is what notebook 06 makes of outputs/ today."""
-    root = Path(__file__).resolve().parents[1]
+    """outputs/06_aggregate_results.md (which docs/06_aggregate_results.md includes) is what notebook 06 makes of outputs/ today."""
+    root = Path(__file__).resolve().parents[2]
     if not (bb.data_dir() / "ditbert_glue_outputs").is_dir():
         pytest.skip("the DitBERT sample folders are part of the committed aggregation")
     cfg = A.AggregateConfig.from_env(environ={}, results_dir=str(root / "outputs"))
     fresh = A.summary_markdown(A.aggregate_outputs(cfg, figures_dir=tmp_path))
     assert (root / "outputs" / "06_aggregate_results.md").read_text() == fresh, \
         "outputs/ changed since notebook 06 last ran: `make aggregate`, then " \
-        "`python -m bertbench.report --update-readme`"
+        "`python -m bertbench.docs_tables --update`"

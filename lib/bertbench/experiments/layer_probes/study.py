@@ -1,61 +1,43 @@
-"""Layer-wise probes on a frozen encoder: what each layer's states make linearly readable, before and after fine-tuning.
-
-The study of notebook 05 (the CS224N depth-and-fine-tuning probes): the encoder is frozen, its hidden states of every
-layer (layer 0 = the embeddings) are computed once and cached on disk, and a softmax-regression probe (dropout +
-linear) is trained on each layer independently.
-
-- Sentence probes for any GLUE / text-label task: the CLS vector or mean pooling of each layer (``poolings``).
-- Span probes for extractive QA (SQuAD 2.0 JSON): a start and an end probe per layer over token states; no-answer is
-  the first position, predicted when the null score beats the best span by more than a threshold chosen on the probe's
-  training questions (never on the questions it is scored on). Scored with the official exact match / F1.
-- Every curve is drawn with its floor: the majority class (or always "no answer"), so that a flat curve at the
-  floor is read as "nothing linearly decodable", not as "constant feature quality" (CS224N: all layer-1 SQuAD probes
-  at 52.12 F1 = always no-answer).
-- Control task (Hewitt & Liang 2019, adapted to sentences): ``word_type`` gives every word type a random label and an
-  example the label of its first word — a function of the words that carries no task meaning;
-  ``example`` gives every example a random label. Selectivity = task accuracy - control accuracy.
-- Probe weights are saved (safetensors) next to the cached states, one file per (model, task, pooling, layer).
-
-The probe objective is mean cross-entropy + ``weight_decay``/2 ||W||^2 (bias not penalised), features standardised
-with the training set's mean and standard deviation (stored in the probe), i.e. L2-regularised multinomial logistic
-regression when dropout is 0 — tested against scikit-learn's.
-"""
+"""The study of notebook 05: its config, the fine-tuned checkpoints it probes, per-probe progress, the result rows,
+and the summary, selectivity and figure."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import itertools
 import json
-import random
-import re
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import metrics as M
-from .checkpoint import existing_folder, remove_training_state, replace_folder, start_or_skip
-from .config import BaseConfig, check_choice, check_range, check_training_fields
-from .data.examples import Examples
-from .data.glue import get_task, load_glue
-from .encoding import PadCollator, SortedBatchSampler, encode
-from .heads import pool
-from .models import check_safe_weights, configure_threads, is_random, load_tokenizer, resolve_model
-from .paths import runs_dir
-from .results import check_writable, make_rows, write_results
-from .train import device_description
+from ... import metrics as M
+from ...checkpoint import existing_folder, remove_training_state, replace_folder, start_or_skip
+from ...config import BaseConfig, check_choice, check_range, check_training_fields
+from ...data.examples import Examples
+from ...data.glue import get_task, load_glue
+from ...models import configure_threads, is_random, load_tokenizer, resolve_model
+from ...paths import runs_dir
+from ...results import check_writable, make_rows, write_results
+from ...train import device_description
+from .probes import (
+    CONTROLS,
+    context_mask,
+    control_labels,
+    fit_probe,
+    fit_span_probe,
+    majority_label,
+    probe_logits,
+    span_logits,
+)
+from .states import SENTENCE_POOLINGS, sentence_states, token_states
 
 NOTEBOOK = "05_layer_probes"
-CONTROLS = ("", "word_type", "example")
-SENTENCE_POOLINGS = ("cls", "mean")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,316 +109,13 @@ class ProbeConfig(BaseConfig):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The probe: standardisation, dropout, linear; trained on cached features.
-
-
-class LinearProbe(nn.Module):
-    """Softmax-regression probe: (x - mean) / std -> dropout -> linear, ``out_features`` classes (or 1 score)."""
-
-    def __init__(self, in_features: int, out_features: int, dropout: float = 0.0):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(in_features))
-        self.register_buffer("std", torch.ones(in_features))
-        self.dropout = nn.Dropout(dropout)
-        self.linear = nn.Linear(in_features, out_features)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.dropout((features - self.mean) / self.std))
-
-    def penalty(self) -> torch.Tensor:
-        return 0.5 * self.linear.weight.pow(2).sum()
-
-
-def fit_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int, *, dropout: float = 0.1,
-              weight_decay: float = 1e-4, epochs: int = 30, lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
-              optimizer: str = "adam", standardize: bool = True) -> LinearProbe:
-    """Train a :class:`LinearProbe` on (N, H) features and (N,) class labels.
-
-    ``optimizer="adam"``: shuffled mini-batches for ``epochs`` epochs (the notebook's default). ``"lbfgs"``: full-batch
-    L-BFGS to convergence (``epochs`` iterations of up to 100 steps), the exact regularised logistic regression.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    features = features.float()
-    labels = labels.long()
-    probe = LinearProbe(features.shape[1], num_classes, dropout)
-    if standardize:
-        probe.mean.copy_(features.mean(dim=0))
-        probe.std.copy_(features.std(dim=0).clamp(min=1e-6))
-    n = features.shape[0]
-
-    def objective(x, y):
-        return F.cross_entropy(probe(x), y) + weight_decay * probe.penalty()
-
-    probe.train()
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS(probe.parameters(), lr=1.0, max_iter=100, tolerance_grad=1e-9,
-                                tolerance_change=1e-12, history_size=50, line_search_fn="strong_wolfe")
-
-        def closure():
-            opt.zero_grad()
-            loss = objective(features, labels)
-            loss.backward()
-            return loss
-
-        for _ in range(epochs):
-            opt.step(closure)
-    elif optimizer == "adam":
-        opt = torch.optim.Adam(probe.parameters(), lr=lr)
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n, batch_size):
-                index = order[start:start + batch_size]
-                opt.zero_grad()
-                objective(features[index], labels[index]).backward()
-                opt.step()
-    else:
-        raise ValueError(f"optimizer: {optimizer!r} is not 'adam' or 'lbfgs'")
-    probe.eval()
-    return probe
-
-
-@torch.no_grad()
-def probe_logits(probe: LinearProbe, features: torch.Tensor) -> np.ndarray:
-    probe.eval()
-    return probe(features.float()).numpy()
-
-
-def majority_label(labels) -> int:
-    """The most frequent training label (ties: the smallest)."""
-    counts = Counter(int(label) for label in labels)
-    return min(counts, key=lambda label: (-counts[label], label))
-
-
-_WORD = re.compile(r"\w+")
-
-
-def control_labels(examples: Examples, kind: str, num_classes: int, distribution: np.ndarray, seed: int) -> list[int]:
-    """Control-task labels: a fixed function of the input that carries no task meaning.
-
-    ``word_type``: every lower-cased word type draws a label from ``distribution`` (seeded by the type, so train and
-    dev agree) and an example takes the label of its first word — decodable only by a probe that reads word identity
-    off the states and memorises a random type -> label map (Hewitt & Liang's control, on sentences).
-    ``example``: every example draws its own label (seeded by its text): nothing to generalise, only to memorise.
-    """
-    texts = examples.text_a if examples.text_b is None else [f"{a} {b}" for a, b in
-                                                            zip(examples.text_a, examples.text_b, strict=True)]
-    classes = list(range(num_classes))
-    weights = list(np.asarray(distribution, dtype=float))
-    draw = lambda key: random.Random(f"{seed}|{key}").choices(classes, weights)[0]  # noqa: E731
-    if kind == "example":
-        return [draw(text) for text in texts]
-    if kind != "word_type":
-        raise ValueError(f"control: {kind!r} is not one of {CONTROLS[1:]}")
-    return [draw((_WORD.findall(text.lower()) or [""])[0]) for text in texts]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Hidden states, computed once per (model, texts, settings) and cached on disk.
-
-
-def model_fingerprint(name: str) -> str:
-    """Identifies the weights a cache entry came from: the weight files' SHA-1 for folders, the name otherwise."""
-    if is_random(name):
-        raise ValueError(f"{name}: a random model has no stable weights to cache states for; save it first")
-    path = Path(resolve_model(name))
-    if not path.is_dir():
-        return name  # a hub name: its revision is what the hub serves (online users only)
-    files = sorted(path.glob("*.safetensors"))
-    # every split of every probe asks; hash each weight file once per (path, size, mtime)
-    return _files_sha1(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
-
-
-@functools.lru_cache(maxsize=32)
-def _files_sha1(files: tuple[tuple[str, int, int], ...]) -> str:
-    digest = hashlib.sha1()
-    for file, _size, _mtime in files:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def load_frozen(name: str, trust_remote_code: bool = False):
-    """The encoder for probing, in eval mode with gradients off: a ``*ForSequenceClassification`` checkpoint keeps its
-    head (its own predictions are reported next to the probes), anything else loads as ``AutoModel``."""
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
-
-    path = resolve_model(name)
-    check_safe_weights(path)
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    has_head = any(arch.endswith("ForSequenceClassification") for arch in (config.architectures or []))
-    auto = AutoModelForSequenceClassification if has_head else AutoModel
-    model = auto.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=True)
-    model.eval().requires_grad_(False)
-    return model
-
-
-def _cache_file(kind: str, key: dict) -> Path:
-    blob = json.dumps(key, sort_keys=True)
-    folder = runs_dir() / "cache" / "probe_states"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{kind}-{hashlib.sha1(blob.encode()).hexdigest()[:16]}.safetensors"
-
-
-@torch.no_grad()
-def sentence_states(name: str, tokenizer, examples: Examples, *, max_len: int, poolings=SENTENCE_POOLINGS,
-                    batch_size: int = 64, trust_remote_code: bool = False, desc: str = "states",
-                    model=None) -> dict[str, torch.Tensor]:
-    """Pooled states of every layer: ``{pooling: (L+1, N, H)}``, plus ``"logits"`` (N, K) when the checkpoint has a
-    classification head. Read from the cache when this model (by its weights), these texts and settings were seen."""
-    from safetensors.torch import load_file, save_file
-
-    texts = hashlib.sha1(json.dumps([examples.text_a, examples.text_b]).encode()).hexdigest()
-    key = {"model": model_fingerprint(name), "texts": texts, "max_len": max_len, "poolings": sorted(poolings),
-           "tokenizer": tokenizer.name_or_path, "vocab": len(tokenizer)}
-    path = _cache_file("sentence", key)
-    if path.is_file():
-        return load_file(str(path))
-    model = model if model is not None else load_frozen(name, trust_remote_code)
-    dataset = encode(examples, tokenizer, max_len)
-    collate = PadCollator(tokenizer)
-    pooled: dict[str, list[torch.Tensor]] = {how: [] for how in poolings}
-    logits, order = [], []
-    for indices in tqdm(SortedBatchSampler(dataset.lengths, batch_size), desc=desc, leave=False, mininterval=2.0):
-        batch = collate([{k: v for k, v in dataset[i].items() if k != "labels"} for i in indices])
-        out = model(**batch, output_hidden_states=True)
-        layers = torch.stack(out.hidden_states)  # (L+1, B, T, H)
-        for how in poolings:
-            pooled[how].append(torch.stack([pool(layer, batch["attention_mask"], how) for layer in layers]))
-        if getattr(out, "logits", None) is not None:
-            logits.append(out.logits.float())
-        order.extend(indices)
-    inverse = torch.empty(len(order), dtype=torch.long)
-    inverse[torch.tensor(order)] = torch.arange(len(order))  # back to the examples' order
-    states = {how: torch.cat(parts, dim=1)[:, inverse].contiguous() for how, parts in pooled.items()}
-    if logits:
-        states["logits"] = torch.cat(logits)[inverse].contiguous()
-    save_file(states, str(path), metadata={"key": json.dumps(key, sort_keys=True)})
-    return states
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Span probes (SQuAD 2.0).
-
-
-class SpanProbe(nn.Module):
-    """A start and an end probe over token states: (F, T, H) -> start and end logits (F, T)."""
-
-    def __init__(self, hidden_size: int, dropout: float = 0.1):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(hidden_size))
-        self.register_buffer("std", torch.ones(hidden_size))
-        self.dropout = nn.Dropout(dropout)
-        self.start = nn.Linear(hidden_size, 1)
-        self.end = nn.Linear(hidden_size, 1)
-
-    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.dropout((states.float() - self.mean) / self.std)
-        fill = torch.finfo(torch.float32).min
-        start = self.start(hidden).squeeze(-1).masked_fill(~mask, fill)  # (F, T)
-        end = self.end(hidden).squeeze(-1).masked_fill(~mask, fill)
-        return start, end
-
-    def penalty(self) -> torch.Tensor:
-        return 0.5 * (self.start.weight.pow(2).sum() + self.end.weight.pow(2).sum())
-
-
-@torch.no_grad()
-def token_states(name: str, tokenizer, features, *, batch_size: int = 32, trust_remote_code: bool = False,
-                 desc: str = "token states", model=None) -> list[Path]:
-    """Token states of every layer for QA windows, cached as one float16 file per layer (a probe of layer k reads
-    one file): returns the L+1 paths. Each file holds ``states`` (F, T, H) with T = the longest window."""
-    from safetensors.torch import save_file
-
-    ids_hash = hashlib.sha1(json.dumps(features.input_ids).encode()).hexdigest()
-    key = {"model": model_fingerprint(name), "windows": ids_hash, "tokenizer": tokenizer.name_or_path}
-    first = _cache_file("tokens-layer0", key)
-    if first.is_file():
-        paths = sorted(first.parent.glob(first.name.replace("layer0", "layer*")),
-                       key=lambda p: int(re.search(r"layer(\d+)", p.name).group(1)))
-        if paths:
-            return paths
-    model = model if model is not None else load_frozen(name, trust_remote_code)
-    collate = PadCollator(tokenizer)
-    width = max(len(ids) for ids in features.input_ids)
-    per_layer: list[torch.Tensor] | None = None
-    for start in tqdm(range(0, len(features), batch_size), desc=desc, leave=False, mininterval=2.0):
-        items = []
-        for i in range(start, min(start + batch_size, len(features))):
-            item = {"input_ids": features.input_ids[i]}
-            if features.token_type_ids is not None:
-                item["token_type_ids"] = features.token_type_ids[i]
-            items.append(item)
-        batch = collate(items)
-        hidden = model(**batch, output_hidden_states=True).hidden_states  # L+1 x (B, T_b, H)
-        if per_layer is None:
-            per_layer = [torch.zeros(len(features), width, layer.shape[-1], dtype=torch.float16) for layer in hidden]
-        for store, layer in zip(per_layer, hidden, strict=True):
-            store[start:start + layer.shape[0], :layer.shape[1]] = layer.to(torch.float16)
-    paths = []
-    for index, store in enumerate(per_layer or []):
-        path = _cache_file(f"tokens-layer{index}", key)
-        save_file({"states": store}, str(path))
-        paths.append(path)
-    return paths
-
-
-def context_mask(features, width: int) -> torch.Tensor:
-    """(F, T) True on positions a span may use: context tokens and position 0 (no answer)."""
-    mask = torch.zeros(len(features), width, dtype=torch.bool)
-    for row, offsets in enumerate(features.offsets):
-        for position, offset in enumerate(offsets):
-            if offset is not None:
-                mask[row, position] = True
-        mask[row, 0] = True
-    return mask
-
-
-def fit_span_probe(states: torch.Tensor, mask: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, *,
-                   dropout: float = 0.1, weight_decay: float = 1e-4, epochs: int = 30, lr: float = 1e-3,
-                   batch_size: int = 32, seed: int = 0) -> SpanProbe:
-    """Train start and end probes with cross-entropy over the allowed positions of each window."""
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    probe = SpanProbe(states.shape[-1], dropout)
-    flat = states[mask].float()  # (tokens, H): standardise with the statistics of real positions only
-    probe.mean.copy_(flat.mean(dim=0))
-    probe.std.copy_(flat.std(dim=0).clamp(min=1e-6))
-    opt = torch.optim.Adam(probe.parameters(), lr=lr)
-    probe.train()
-    for _ in range(epochs):
-        order = torch.randperm(states.shape[0], generator=generator)
-        for begin in range(0, len(order), batch_size):
-            index = order[begin:begin + batch_size]
-            start_logits, end_logits = probe(states[index], mask[index])
-            loss = (F.cross_entropy(start_logits, starts[index]) + F.cross_entropy(end_logits, ends[index])) / 2
-            opt.zero_grad()
-            (loss + weight_decay * probe.penalty()).backward()
-            opt.step()
-    probe.eval()
-    return probe
-
-
-@torch.no_grad()
-def span_logits(probe: SpanProbe, states: torch.Tensor, mask: torch.Tensor, batch_size: int = 256):
-    probe.eval()
-    starts, ends = [], []
-    for begin in range(0, states.shape[0], batch_size):
-        start, end = probe(states[begin:begin + batch_size], mask[begin:begin + batch_size])
-        starts.append(start)
-        ends.append(end)
-    return torch.cat(starts).numpy(), torch.cat(ends).numpy()
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # The study.
 
 
 def finetune_config(cfg: ProbeConfig, task: str, source: str):
     """The GLUE notebook's config that fine-tunes ``source`` (``cfg.model`` or its saved random init) on ``task`` for
     the probes, with the same preset."""
-    from .glue_finetune import GlueConfig
+    from ..glue_finetune import GlueConfig
 
     glue = GlueConfig.from_env({}, preset=cfg.preset, model=source, tokenizer=cfg.tokenizer, tasks=(task,),
                                seeds=(cfg.seed,), task_overrides=cfg.finetune_overrides, num_threads=cfg.num_threads,
@@ -447,7 +126,7 @@ def finetune_config(cfg: ProbeConfig, task: str, source: str):
 def finetuned_checkpoint(cfg: ProbeConfig, task: str, source: str, verbose: bool = True) -> tuple[str, str]:
     """(folder, run id) of ``cfg.model`` fine-tuned on ``task``: ``cfg.finetuned`` if it is a folder, else the GLUE
     notebook's checkpoint ``runs/glue/<run id>/best``, trained now (rows to ``runs/probes/finetune.csv``) if missing."""
-    from .glue_finetune import load_task_data, run_id_for, run_task_seed
+    from ..glue_finetune import load_task_data, run_id_for, run_task_seed
 
     if cfg.finetuned not in ("", "auto"):
         return resolve_model(cfg.finetuned), Path(cfg.finetuned).name
@@ -576,7 +255,7 @@ def probe_task(cfg: ProbeConfig, task_name: str, model_name: str, init: str, tok
 
 def _rows(cfg: ProbeConfig, run_id: str, task: str, init: str, model_name: str, train_examples: int, started: float,
           entries: list[tuple[str, str, int, str, float]], max_len: int | None = None) -> list[dict]:
-    from .glue_finetune import model_label
+    from ..glue_finetune import model_label
 
     common = {"run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
               "task": task, "seed": cfg.seed, "init": init, "head_init": "probe", "selection": "last_epoch",
@@ -597,7 +276,7 @@ def probe_squad(cfg: ProbeConfig, model_name: str, init: str, tokenizer, results
     ``squad_train``, next to the always-no-answer baseline."""
     from safetensors.torch import load_file
 
-    from .data import squad
+    from ...data import squad
 
     started = time.perf_counter()
     files = {"train": squad.read_squad(cfg.squad_train), "dev": squad.read_squad(cfg.squad_dev)}
@@ -666,7 +345,7 @@ def _pretrained_source(cfg: ProbeConfig) -> str:
         return cfg.model
     from transformers import BertModel, set_seed
 
-    from .models import random_bert_config
+    from ...models import random_bert_config
 
     folder = runs_dir() / "probes" / f"{cfg.model}-seed{cfg.seed}"
     if not (folder / "config.json").is_file():

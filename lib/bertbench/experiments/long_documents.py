@@ -1,7 +1,7 @@
 """Long-document classification (notebook 04): every truncation and window strategy through one training loop.
 
 A *run* is one (dataset, variant, seed[, fold]); the variant is a strategy (``head``, ``tail``, ``head_tail``,
-``rs``, ``rso``, ``rsd``) or ``windows+<rule>`` with an aggregation rule of :mod:`bertbench.aggregate`. Every run:
+``rs``, ``rso``, ``rsd``) or ``windows+<rule>`` with an aggregation rule of :mod:`bertbench.window_pooling`. Every run:
 
 1. tokenises each document once (no special tokens), then builds its windows (:mod:`bertbench.windows`) wrapped with
    the tokenizer's own special tokens; the self-check runs on a real batch before training;
@@ -30,19 +30,19 @@ from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from . import aggregate as A
-from . import metrics as M
-from .checkpoint import remove_training_state, start_or_skip
-from .config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
-from .data.documents import Documents, fixed_split, kfold_splits, load_documents, subsample_stratified
-from .dist import is_main_process
+from .. import metrics as M
+from .. import window_pooling as A
+from ..checkpoint import remove_training_state, start_or_skip
+from ..config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
+from ..data.documents import Documents, fixed_split, kfold_splits, load_documents, subsample_stratified
+from ..dist import is_main_process
+from ..memory import PeakMemory
+from ..models import build_classifier, configure_threads, is_random, load_tokenizer, self_check
+from ..paths import runs_dir
+from ..results import check_writable, make_rows, predictions_path, write_predictions, write_results
+from ..train import TrainSettings, device_description, fit, make_accelerator
+from ..windows import STRATEGIES, DocumentBatchSampler, DocumentWindows, SpecialTokens, WindowCollator, WindowSpec
 from .glue_finetune import model_label
-from .memory import PeakMemory
-from .models import build_classifier, configure_threads, is_random, load_tokenizer, self_check
-from .paths import runs_dir
-from .results import check_writable, make_rows, predictions_path, write_predictions, write_results
-from .train import TrainSettings, device_description, fit, make_accelerator
-from .windows import STRATEGIES, DocumentBatchSampler, DocumentWindows, SpecialTokens, WindowCollator, WindowSpec
 
 NOTEBOOK = "04_long_documents"
 ALL_RUNS = ("head", "tail", "head_tail", "rs", "rso", "rsd") + tuple(f"windows+{rule}" for rule in A.RULES)

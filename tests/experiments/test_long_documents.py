@@ -10,10 +10,10 @@ import torch
 from torchmetrics.functional import f1_score
 
 import bertbench as bb
-from bertbench import aggregate as A
 from bertbench import metrics as M
+from bertbench import window_pooling as A
 from bertbench.data.documents import PACKAGED_SPLITS, kfold_splits, read_documents, stratified_split
-from bertbench.longdoc_finetune import encode_windows, parse_run
+from bertbench.experiments.long_documents import encode_windows, parse_run
 from bertbench.models import self_check
 from bertbench.windows import (
     DocumentWindows,

@@ -1,8 +1,8 @@
 """Notebook 05 (model heads): the two-input bi-encoder against the cross-encoder, and multitask against single-task.
 
-Both studies reuse the GLUE protocol of notebook 03 (:class:`~bertbench.glue_finetune.GlueConfig` fields: the same
-fixed training subset drawn with seed 0, the same held-out 10 % for choosing the epoch, reported on dev which took no
-part in any choice), so a row here and a row of notebook 03 with the same settings are comparable.
+Both studies reuse the GLUE protocol of notebook 03 (:class:`~bertbench.experiments.glue_finetune.GlueConfig`
+fields: the same fixed training subset drawn with seed 0, the same held-out 10 % for choosing the epoch, reported on
+dev which took no part in any choice), so a row here and a row of notebook 03 with the same settings are comparable.
 
 - ``pair``: on ``pair_task`` (MRPC or STS-B), the cross-encoder of notebook 03 (``build_classifier``, one
   ``[CLS] a [SEP] b [SEP]`` input; variant ``cross_encoder``) next to :class:`~bertbench.heads.TwoInputModel` with each
@@ -24,23 +24,13 @@ import pandas as pd
 from torch import nn
 from torch.utils.data import DataLoader
 
-from . import metrics as M
-from .checkpoint import remove_training_state, start_or_skip
-from .config import check_choice
-from .data.examples import Examples
-from .data.glue import get_task
-from .encoding import PadCollator, encode
-from .glue_finetune import (
-    GlueConfig,
-    Outcome,
-    config_hash,
-    encode_task,
-    fit_and_evaluate,
-    load_task_data,
-    run_rows,
-    run_task_seed,
-)
-from .heads import (
+from .. import metrics as M
+from ..checkpoint import remove_training_state, start_or_skip
+from ..config import check_choice
+from ..data.examples import Examples
+from ..data.glue import get_task
+from ..encoding import PadCollator, encode
+from ..heads import (
     FUSIONS,
     POOLINGS,
     MultitaskBatchSampler,
@@ -52,10 +42,20 @@ from .heads import (
     TwoInputModel,
     load_encoder,
 )
-from .models import configure_threads, self_check
-from .paths import runs_dir
-from .results import check_writable, write_results
-from .train import fit, make_accelerator, predict
+from ..models import configure_threads, self_check
+from ..paths import runs_dir
+from ..results import check_writable, write_results
+from ..train import fit, make_accelerator, predict
+from .glue_finetune import (
+    GlueConfig,
+    Outcome,
+    config_hash,
+    encode_task,
+    fit_and_evaluate,
+    load_task_data,
+    run_rows,
+    run_task_seed,
+)
 
 NOTEBOOK = "05_model_heads"
 STUDIES = ("pair", "multitask")
@@ -288,8 +288,8 @@ def heads_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
     A (task, variant, seed) run more than once under different settings counts once: its latest run.
     """
-    latest = frame.sort_values("created_at", kind="stable").drop_duplicates(["task", "variant", "seed", "split", "metric"],
-                                                              keep="last")
+    latest = frame.sort_values("created_at", kind="stable").drop_duplicates(
+        ["task", "variant", "seed", "split", "metric"], keep="last")
     frame = frame[frame["run_id"].isin(set(latest["run_id"]))]
     dev = frame[(frame["split"] == "dev") & (frame["metric"] == "score")]
     speed = frame[(frame["split"] == "train") & (frame["metric"] == "examples_per_s")]

@@ -24,9 +24,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .config import BaseConfig, check_choice, check_range
-from .data.corpus import Corpus, batched, open_corpus
-from .paths import runs_dir
+from ..config import BaseConfig, check_choice, check_range
+from ..data.corpus import Corpus, batched, open_corpus
+from ..paths import runs_dir
 
 NOTEBOOK = "01_train_tokenizer"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -248,9 +248,9 @@ def run_tokenizers(cfg: TokenizerConfig, results_path: str | Path) -> pd.DataFra
     """
     from transformers import AutoTokenizer
 
-    from .models import load_tokenizer
-    from .results import check_writable, make_rows, write_results
-    from .train import device_description
+    from ..models import load_tokenizer
+    from ..results import check_writable, make_rows, write_results
+    from ..train import device_description
 
     check_writable(results_path)
     corpus = open_corpus(cfg.corpus, cfg.max_docs)

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+from support import BRIDGES, NORMANS, _answer, squad_dict
 
 from bertbench.data.examples import DataError
 from bertbench.data.squad import (
@@ -26,50 +27,6 @@ from bertbench.data.squad import (
     read_squad,
     squad_scores,
 )
-
-NORMANS = ("The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, "
-           "a region in France.")
-TOWNS = ["Aldwick", "Brompton", "Carrick", "Dunmore", "Elstow", "Fenwick", "Glenrow", "Harrow", "Ilkley", "Jarrow",
-         "Kelso", "Lanark", "Moffat", "Nairn", "Oban", "Peebles", "Quarff", "Rosyth", "Selkirk", "Thurso"]
-# ~200 WordPiece tokens: several windows at max_len 64 / stride 16
-BRIDGES = " ".join(f"The stone bridge at {town} was finished in {1800 + 7 * i}." for i, town in enumerate(TOWNS))
-
-
-def _answer(context: str, text: str, shift: int = 0) -> dict:
-    return {"text": text, "answer_start": context.index(text) + shift}
-
-
-def squad_dict() -> dict:
-    """Two articles: a short paragraph (answerable + unanswerable) and a long one (answers at start, middle, end)."""
-    return {"version": "v2.0", "data": [
-        {"title": "Normans", "paragraphs": [
-            {"context": NORMANS, "qas": [
-                {"id": "n1", "question": "In what country is Normandy located?",
-                 "answers": [_answer(NORMANS, "France"), _answer(NORMANS, "France.")], "is_impossible": False},
-                {"id": "n2", "question": "When were the Normans in Normandy?",
-                 "answers": [_answer(NORMANS, "10th and 11th centuries")], "is_impossible": False},
-                {"id": "n3", "question": "Who gave their name to Italy?", "answers": [],
-                 "plausible_answers": [_answer(NORMANS, "The Normans")], "is_impossible": True},
-            ]},
-            {"context": BRIDGES, "qas": [
-                {"id": "b1", "question": "When was the bridge at Aldwick finished?",
-                 "answers": [_answer(BRIDGES, "1800")], "is_impossible": False},
-                {"id": "b2", "question": "When was the bridge at Kelso finished?",
-                 "answers": [_answer(BRIDGES, "1870")], "is_impossible": False},
-                {"id": "b3", "question": "Where was the last stone bridge finished?",
-                 "answers": [_answer(BRIDGES, "Thurso")], "is_impossible": False},
-                {"id": "b4", "question": "When was the bridge at Wick finished?", "answers": [],
-                 "is_impossible": True},
-            ]},
-        ]},
-        # SQuAD 1.1 style: no is_impossible key
-        {"title": "Short", "paragraphs": [
-            {"context": "Water boils at 100 degrees Celsius at sea level.", "qas": [
-                {"id": "s1", "question": "   At what temperature does water boil?",
-                 "answers": [{"text": "100 degrees Celsius", "answer_start": 15}]},
-            ]},
-        ]},
-    ]}
 
 
 def write(tmp_path, content, name="squad.json"):

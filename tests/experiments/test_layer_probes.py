@@ -6,9 +6,17 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from transformers import BertConfig, BertModel
 
-from bertbench import probes
 from bertbench.data.examples import Examples
-from bertbench.probes import ProbeConfig, control_labels, fit_probe, fit_span_probe, majority_label, probe_logits
+from bertbench.experiments import layer_probes as probes
+from bertbench.experiments.layer_probes import (
+    ProbeConfig,
+    control_labels,
+    fit_probe,
+    fit_span_probe,
+    majority_label,
+    probe_logits,
+)
+from bertbench.experiments.layer_probes import states as probe_states
 
 
 def synthetic(n=300, h=10, k=3, seed=0):
@@ -95,7 +103,7 @@ def test_states_of_every_layer_in_example_order_and_cached(saved_encoder, bert_t
                 assert torch.allclose(states["cls"][layer, i], h[0, 0], atol=1e-5)
                 assert torch.allclose(states["mean"][layer, i], h[0].mean(0), atol=1e-5)
     # second call: read from disk, the model is never loaded
-    monkeypatch.setattr(probes, "load_frozen", lambda *a, **k: pytest.fail("states recomputed"))
+    monkeypatch.setattr(probe_states, "load_frozen", lambda *a, **k: pytest.fail("states recomputed"))
     again = probes.sentence_states(str(saved_encoder), bert_tokenizer, examples, max_len=32, batch_size=2)
     assert all(torch.equal(states[key], again[key]) for key in states)
 
@@ -149,7 +157,7 @@ def test_token_states_are_cached_one_file_per_layer(saved_encoder, bert_tokenize
     states = load_file(str(paths[1]))["states"]
     assert states.shape == (len(features), max(len(ids) for ids in features.input_ids), 32)
     assert states.dtype == torch.float16
-    monkeypatch.setattr(probes, "load_frozen", lambda *a, **k: pytest.fail("token states recomputed"))
+    monkeypatch.setattr(probe_states, "load_frozen", lambda *a, **k: pytest.fail("token states recomputed"))
     assert probes.token_states(str(saved_encoder), bert_tokenizer, features) == paths
     mask = probes.context_mask(features, states.shape[1])
     assert mask[:, 0].all()  # the no-answer position
@@ -169,7 +177,7 @@ def test_config_rejects_bad_values_when_built(changes, message):
 
 def test_the_fine_tuned_checkpoint_is_the_glue_notebooks_run():
     """Probing 'minilm fine-tuned on SST-2' means notebook 03's checkpoint of that run (same run id)."""
-    from bertbench.glue_finetune import GlueConfig, run_id_for
+    from bertbench.experiments.glue_finetune import GlueConfig, run_id_for
 
     cfg = ProbeConfig.from_env({})
     glue = probes.finetune_config(cfg, "sst2", "minilm")

@@ -35,13 +35,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .checkpoint import existing_folder, replace_folder
-from .config import BaseConfig, check_choice, check_range, check_training_fields
-from .data.corpus import batched, open_corpus
-from .models import check_safe_weights, configure_threads, load_tokenizer
-from .paths import runs_dir
-from .results import check_writable, make_rows, write_results
-from .train import build_optimizer, device_description, new_accelerator
+from ..checkpoint import existing_folder, replace_folder
+from ..config import BaseConfig, check_choice, check_range, check_training_fields
+from ..data.corpus import batched, open_corpus
+from ..models import check_safe_weights, configure_threads, load_tokenizer
+from ..paths import runs_dir
+from ..results import check_writable, make_rows, write_results
+from ..train import build_optimizer, device_description, new_accelerator
 
 NOTEBOOK = "02_pretrain_mlm"
 # name -> (layers, hidden); heads = hidden / 64 and feed-forward = 4 * hidden as in BERT
@@ -193,7 +193,7 @@ def token_stream(corpus, tokenizer, cache_dir: Path, desc: str = "tokenise") -> 
     Written once to ``cache_dir`` (keyed by corpus and tokenizer) and memory-mapped afterwards, so a corpus larger
     than memory works and later runs skip tokenisation.
     """
-    from .tokenizer_train import plain_backend
+    from .train_tokenizer import plain_backend
 
     backend = plain_backend(tokenizer)
     key = hashlib.sha1((backend.to_str() + f"|{corpus.name}|{corpus.max_docs}").encode()).hexdigest()[:16]
@@ -383,7 +383,7 @@ def load_checkpoint(folder: Path, model) -> tuple[TrainState, dict]:
 
 def resolve_tokenizer(cfg: PretrainConfig):
     """``wordpiece``/``bpe``: notebook 01's tokenizer of the same preset (trained now if missing); else a folder."""
-    from .tokenizer_train import KINDS, TokenizerConfig, ensure_tokenizer
+    from .train_tokenizer import KINDS, TokenizerConfig, ensure_tokenizer
 
     if cfg.tokenizer in KINDS:
         return load_tokenizer(str(ensure_tokenizer(TokenizerConfig.from_env(environ={}, preset=cfg.preset),

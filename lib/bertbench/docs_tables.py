@@ -1,23 +1,25 @@
-"""Markdown tables of committed results, so README numbers come from outputs/ and never from typing.
+"""Markdown tables of committed results for README.md and the pages in docs/, so no number there is typed by hand.
 
-``python -m bertbench.report`` prints every table; ``python -m bertbench.report --update-readme`` rewrites the blocks
-of README.md between ``<!-- NAME-table:start -->`` and ``<!-- NAME-table:end -->`` (NAME = one of :data:`BLOCKS`), and a
-test checks that README and outputs/ agree.
+Each table sits in its page between ``<!-- NAME-table:start -->`` and ``<!-- NAME-table:end -->`` (NAME and page: one
+entry of :data:`BLOCKS`). ``python -m bertbench.docs_tables`` prints every table; ``python -m bertbench.docs_tables
+--update`` rewrites the blocks in their pages from ``outputs/``; a test checks that every page and ``outputs/`` agree.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
 from .data.glue import get_task
-from .glue_finetune import glue_summary
-from .heads_finetune import heads_summary
-from .longdoc_finetune import compare_to, longdoc_summary, predictions_path
+from .experiments.glue_finetune import glue_summary
+from .experiments.layer_probes import probe_summary
+from .experiments.long_documents import compare_to, longdoc_summary, predictions_path
+from .experiments.model_heads import heads_summary
 from .paths import outputs_dir, repo_root
-from .probes import probe_summary
 from .results import load_results
 
 
@@ -182,19 +184,101 @@ def heads_markdown(frame: pd.DataFrame) -> str:
 
 
 def _aggregate_block(frame: pd.DataFrame, folder: Path) -> str:
-    """Notebook 06's committed summary, its figure links made relative to the repository root."""
+    """Notebook 06's committed summary, its figure links made relative to the docs/ page that shows it."""
     summary = (folder / "06_aggregate_results.md").read_text()
-    return summary.replace("](figures/", f"]({folder.name}/figures/").strip()
+    return summary.replace("](figures/", f"](../{folder.name}/figures/").strip()
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _headline(name: str, frame: pd.DataFrame, folder: Path) -> str:
+    """One line of what a notebook's committed results say, computed from its CSV."""
+    if name == "01_train_tokenizer":
+        fertility = frame[frame["metric"] == "fertility"].set_index("model")["value"]
+        trained = ", ".join(f"`{model.split('-')[0]}` {value:.3f}" for model, value in fertility.items()
+                            if model != "minilm")
+        return f"WikiText-2 tokens per word: {trained}; MiniLM's own vocabulary {fertility['minilm']:.3f}"
+    if name == "02_pretrain_mlm":
+        held = frame[(frame["split"] == "corpus_heldout") & (frame["metric"] == "loss")].sort_values("step")
+        return (f"held-out MLM loss {held['value'].iloc[0]:.2f} → {held['value'].iloc[-1]:.2f} in "
+                f"{int(held['step'].iloc[-1])} steps")
+    if name == "03_glue_finetune":
+        table, _means = glue_summary(frame[frame["model"] == "minilm"])
+        most = table["seeds"].max()
+        scores = ", ".join(f"{row.task} {row.score_median:.3f}" + (f" ({row.seeds} seed)" if row.seeds < most else "")
+                           for row in table.itertuples(index=False))
+        return f"MiniLM, dev median over {most} seeds: {scores}"
+    if name == "04_long_documents":
+        table = longdoc_summary(frame)
+        part = table[table["dataset"] == "hyperpartisan"]
+        scores = ", ".join(f"`{row.variant}` {row.f1:.3f}" for row in part.itertuples(index=False))
+        return f"Hyperpartisan test F1: {scores}"
+    if name == "05_layer_probes":
+        table = probe_summary(frame[(frame["task"] == "sst2") & (frame["variant"] == "probe:mean")])
+        last = table[table["layer"] == table["layer"].max()].set_index("init")["accuracy"]
+        return (f"SST-2, mean-pooled probe at the top layer: pretrained {last['pretrained']:.3f}, fine-tuned "
+                f"{last['finetuned']:.3f} dev accuracy")
+    if name == "05_model_heads":
+        table = heads_summary(frame)
+        part = table[table["task"] == "mrpc"].set_index("variant")["dev_score_median"]
+        return ", ".join(f"`{variant}` {value:.3f}" for variant, value in part.items()) + " (MRPC dev)"
+    if name == "06_aggregate_results":
+        systems = frame[frame["task"] == "glue"].drop_duplicates("run_id")
+        protocols = len(systems[["init", "selection", "max_len", "preset"]].drop_duplicates())
+        published = frame[frame["preset"] == "published"]["model"].nunique()
+        return (f"{len(systems)} GLUE systems (bertbench's and DitBERT's runs) in {protocols} protocols, never pooled "
+                f"across them; {published} published checkpoints beside them")
+    raise KeyError(name)
+
+
+# notebook -> (what it does, the command that made its committed results)
+NOTEBOOKS = {
+    "01_train_tokenizer": ("WordPiece and byte-level BPE on the Wikipedia dump, measured", "make tokenizer"),
+    "02_pretrain_mlm": ("MLM pretraining from scratch on a time budget, resumable", "make pretrain"),
+    "03_glue_finetune": ("GLUE fine-tuning, seeds, held-out epoch selection, submissions", "make glue-cpu-3seeds"),
+    "04_long_documents": ("long documents: truncation, random spans, overlapping windows", "make long-docs"),
+    "05_layer_probes": ("per-layer probes with control tasks, pretrained vs fine-tuned", "make probes"),
+    "05_model_heads": ("own heads: bi- vs cross-encoder, multitask vs single-task", "make heads"),
+    "06_aggregate_results": ("every result, DitBERT's runs and published numbers side by side", "make aggregate"),
+}
+
+
+def notebooks_markdown(folder: Path) -> str:
+    """README's table of notebooks: what each does, the command, the committed runs' time and headline result."""
+    lines = ["| notebook | what it does | command | committed runs' time | headline committed result |",
+             "|---|---|---|---:|---|"]
+    for name, (what, command) in NOTEBOOKS.items():
+        frame = load_results(folder / f"{name}.csv")
+        runs = frame.drop_duplicates("run_id")
+        seconds = runs["wall_s"].astype(float).sum()
+        time = f"{_minutes(seconds)} ({len(runs)} run{'s' * (len(runs) != 1)})" if seconds else "seconds"
+        lines.append(f"| [{name}](docs/{name}.md) | {what} | `{command}` | {time} | {_headline(name, frame, folder)} |")
+    lines += ["", "Times are the sums of the committed rows' `wall_s` on the 2-core CPU machine (preset `cpu`); "
+                  "headlines are computed from `outputs/` by `python -m bertbench.docs_tables`."]
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A generated table: the results file it is made from, how, and the page (repo-relative) that shows it."""
+
+    source: str
+    render: Callable[[pd.DataFrame, Path], str]
+    page: str
 
 
 BLOCKS = {
-    "tokenizer": ("01_train_tokenizer.csv", lambda frame, folder: tokenizer_markdown(frame)),
-    "pretrain": ("02_pretrain_mlm.csv", lambda frame, folder: pretrain_markdown(frame)),
-    "glue": ("03_glue_finetune.csv", lambda frame, folder: glue_markdown(frame)),
-    "longdoc": ("04_long_documents.csv", _longdoc_block),
-    "probes": ("05_layer_probes.csv", lambda frame, folder: probes_markdown(frame)),
-    "heads": ("05_model_heads.csv", lambda frame, folder: heads_markdown(frame)),
-    "aggregate": ("06_aggregate_results.csv", _aggregate_block),
+    "notebooks": Block("", lambda frame, folder: notebooks_markdown(folder), "README.md"),
+    "tokenizer": Block("01_train_tokenizer.csv", lambda frame, folder: tokenizer_markdown(frame),
+                       "docs/01_train_tokenizer.md"),
+    "pretrain": Block("02_pretrain_mlm.csv", lambda frame, folder: pretrain_markdown(frame), "docs/02_pretrain_mlm.md"),
+    "glue": Block("03_glue_finetune.csv", lambda frame, folder: glue_markdown(frame), "docs/03_glue_finetune.md"),
+    "longdoc": Block("04_long_documents.csv", _longdoc_block, "docs/04_long_documents.md"),
+    "probes": Block("05_layer_probes.csv", lambda frame, folder: probes_markdown(frame), "docs/05_layer_probes.md"),
+    "heads": Block("05_model_heads.csv", lambda frame, folder: heads_markdown(frame), "docs/05_model_heads.md"),
+    "aggregate": Block("06_aggregate_results.csv", _aggregate_block, "docs/06_aggregate_results.md"),
 }
 
 
@@ -202,35 +286,44 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}-table:start -->", f"<!-- {name}-table:end -->"
 
 
-def readme_block(readme_text: str, name: str = "glue") -> str:
-    """The text between README's markers for table ``name``."""
+def page_block(page_text: str, name: str) -> str:
+    """The text between a page's markers for table ``name``."""
     start, end = markers(name)
-    return readme_text[readme_text.index(start) + len(start):readme_text.index(end)].strip()
+    return page_text[page_text.index(start) + len(start):page_text.index(end)].strip()
 
 
 def generated(name: str, folder: Path | None = None) -> str:
-    file_name, render = BLOCKS[name]
+    block = BLOCKS[name]
     folder = folder or outputs_dir()
-    return render(load_results(folder / file_name), folder)
+    return block.render(load_results(folder / block.source) if block.source else load_results([]), folder)
 
 
-def update_readme(path: Path) -> None:
-    """Replace the text between each pair of README markers with the table generated from outputs/."""
-    text = path.read_text()
-    for name in BLOCKS:
-        start, end = markers(name)
-        if start in text:
+def update(root: Path | None = None) -> list[str]:
+    """Rewrite every block in its page from ``outputs/``; returns the pages that changed."""
+    root = root or repo_root()
+    changed = []
+    for page in sorted({block.page for block in BLOCKS.values()}):
+        path = root / page
+        text = original = path.read_text()
+        for name in (name for name, block in BLOCKS.items() if block.page == page):
+            start, end = markers(name)
+            if start not in text:
+                raise ValueError(f"{page} has no {start} ... {end} block")
             head, rest = text.split(start, 1)
             text = f"{head}{start}\n{generated(name)}\n{end}{rest.split(end, 1)[1]}"
-    path.write_text(text)
+        if text != original:
+            path.write_text(text)
+            changed.append(page)
+    return changed
 
 
 def main(argv: list[str]) -> None:
-    if argv == ["--update-readme"]:
-        update_readme(repo_root() / "README.md")
+    if argv == ["--update"]:
+        changed = update()
+        print("updated: " + (", ".join(changed) or "nothing (every page matches outputs/)"))
         return
     for name in argv or list(BLOCKS):
-        print(f"## {name}\n\n{generated(name)}\n")
+        print(f"## {name} ({BLOCKS[name].page})\n\n{generated(name)}\n")
 
 
 if __name__ == "__main__":

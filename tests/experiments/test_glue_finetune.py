@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import bertbench as bb
-from bertbench.glue_finetune import PREDICTION_COLUMNS, load_eval_splits, read_predictions
+from bertbench.experiments.glue_finetune import PREDICTION_COLUMNS, load_eval_splits, read_predictions
 from bertbench.results import write_predictions
 
 TASKS = ("rte", "stsb")  # one classification and the regression task

@@ -1,15 +1,5 @@
-"""GLUE fine-tuning: the config of notebook 03 and one run per (task, seed), written to the results file.
-
-Selection protocol (the ``selection`` column of every row):
-- ``holdout`` (default): ``val_fraction`` of the training data is held out; the best epoch on it is reloaded and
-  reported on the dev split, which played no part in any choice.
-- ``dev``: the best epoch is chosen on dev and reported on dev — optimistic (DitBERT's rule); labelled as such.
-- ``last``: no selection; the last epoch is reported on dev.
-
-Each run's per-example predictions on its labelled evaluation splits (dev; MNLI's dev_matched and dev_mismatched) go
-to ``predictions/`` beside the results file (:func:`prediction_frame`), for bootstrap intervals and paired tests;
-:func:`predict_saved_runs` backfills them for older runs from their best checkpoints.
-"""
+"""Notebook 03's config and runs: one fine-tuning run per (task, seed), its rows and predictions written as it ends,
+and the summary over seeds."""
 
 from __future__ import annotations
 
@@ -25,25 +15,25 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
-from . import metrics as M
-from .checkpoint import finished_runs, remove_training_state, start_or_skip
-from .config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
-from .data.examples import DataError, Examples
-from .data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
-from .dist import is_main_process
-from .encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, encode
-from .models import (
+from ... import metrics as M
+from ...checkpoint import finished_runs, remove_training_state, start_or_skip
+from ...config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
+from ...data.examples import DataError, Examples
+from ...data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
+from ...dist import is_main_process
+from ...encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, encode
+from ...models import (
     build_classifier,
-    check_safe_weights,
     configure_threads,
     is_random,
     load_tokenizer,
     resolve_model,
     self_check,
 )
-from .paths import runs_dir
-from .results import check_writable, load_results, make_rows, predictions_path, write_predictions, write_results
-from .train import TrainSettings, device_description, fit, make_accelerator, predict
+from ...paths import runs_dir
+from ...results import check_writable, make_rows, predictions_path, write_predictions, write_results
+from ...train import TrainSettings, device_description, fit, make_accelerator, predict
+from .predictions import PREDICTION_EXACT, prediction_frame
 
 NOTEBOOK = "03_glue_finetune"
 SELECTION_LABELS = {
@@ -51,12 +41,6 @@ SELECTION_LABELS = {
     "dev": "best_epoch_on_dev_optimistic",
     "last": "last_epoch",
 }
-
-PREDICTION_COLUMNS = ("run_id", "task", "split", "example", "label", "prediction")
-# Written in full (the shortest exact text; float32 outputs need <= 9 digits) so that the metrics recomputed from the
-# file equal the reported ones: at 6 digits, the committed STS-B Pearson moved by 5e-6 (a tiny model's by 7e-4), and
-# one STS-B dev label is 2.33333333333333.
-PREDICTION_EXACT = ("label", "prediction")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -432,150 +416,6 @@ def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) ->
                           run_task_seed(cfg, task.name, seed, data, Path(results_path), verbose=verbose,
                                         encoded=encoded))
     return pd.concat(frames, ignore_index=True)
-
-
-def prediction_frame(run_id: str, task: GlueTask, evals: dict[str, Examples],
-                     logits: dict[str, np.ndarray]) -> pd.DataFrame:
-    """One run's per-example predictions in the predictions file's format (:data:`PREDICTION_COLUMNS`).
-
-    Args:
-        evals: the labelled evaluation splits, each in the order its outputs were predicted.
-        logits: split -> model outputs (N, K) (K = 1 for regression).
-
-    Returns:
-        One row per (split, example): ``example`` is the position in the split, ``label`` the gold class id (the
-        target for STS-B), ``prediction`` the argmax class id (the regression output, float32 as the model gave it).
-    """
-    frames = []
-    for split, examples in evals.items():
-        outputs = np.asarray(logits[split])
-        if task.is_regression:
-            predicted, labels = outputs.reshape(-1).astype(np.float32), np.asarray(examples.labels, dtype=float)
-        else:
-            predicted, labels = outputs.argmax(axis=-1), np.asarray(examples.labels, dtype=np.int64)
-        frames.append(pd.DataFrame({"run_id": run_id, "task": task.name, "split": split,
-                                    "example": np.arange(len(examples)), "label": labels, "prediction": predicted}))
-    return pd.concat(frames, ignore_index=True)[list(PREDICTION_COLUMNS)]
-
-
-def read_predictions(path: str | Path) -> pd.DataFrame:
-    """A GLUE predictions file (empty frame with the columns if there is none yet)."""
-    path = Path(path)
-    if not path.exists():
-        return pd.DataFrame({column: [] for column in PREDICTION_COLUMNS})
-    return pd.read_csv(path, dtype={"run_id": str, "task": str, "split": str, "example": np.int64})
-
-
-def prediction_metrics(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Each run's task metrics recomputed from its per-example predictions, as the run reported them.
-
-    Returns:
-        Rows ``run_id, task, split, metric, value``: the task's metrics per evaluation split, plus the run's ``dev``
-        ``score`` (the mean task score over its evaluation splits, MNLI's matched and mismatched alike).
-    """
-    rows = []
-    for (run_id, task_name), run in predictions.groupby(["run_id", "task"], sort=False):
-        task = get_task(task_name)
-        split_scores = []
-        for split, part in run.groupby("split", sort=False):
-            part = part.sort_values("example", kind="stable")
-            predicted, labels = part["prediction"].to_numpy(float), part["label"].to_numpy(float)
-            if task.is_regression:  # float32 outputs, as the run scored them (the file keeps them exactly)
-                values = M.regression_metrics(predicted.astype(np.float32), labels, task.metrics)
-            else:
-                values = M.classification_metrics(predicted.astype(np.int64), labels.astype(np.int64), task.num_labels,
-                                                  task.metrics)
-            split_scores.append(M.task_score(task, values))
-            rows += [(run_id, task.name, split, metric, value) for metric, value in values.items()]
-        rows.append((run_id, task.name, "dev", "score", float(np.mean(split_scores))))
-    return pd.DataFrame(rows, columns=["run_id", "task", "split", "metric", "value"])
-
-
-def _metric_differences(recomputed: pd.DataFrame, results: pd.DataFrame) -> pd.Series:
-    """|recomputed - reported| per (split, metric) of one run; NaN where the results have no such row."""
-    reported = results.drop_duplicates(["split", "metric"], keep="last").set_index(["split", "metric"])["value"]
-    recomputed = recomputed.set_index(["split", "metric"])["value"]
-    return (recomputed - reported.reindex(recomputed.index).astype(float)).abs()
-
-
-def predict_saved_runs(results_path: str | Path, runs_dir: str | Path | None = None, *, overwrite: bool = False,
-                       tolerance: float = 1e-6, verbose: bool = True) -> pd.DataFrame:
-    """Backfill the per-example predictions of runs written before they were kept, from their best checkpoints.
-
-    For each run in ``results_path`` with a checkpoint ``<runs_dir>/glue/<run_id>/best`` and no rows in
-    :func:`~bertbench.results.predictions_path` yet (all of them with ``overwrite``): rebuild the run's config from its
-    ``config`` column, read its evaluation splits as it did (data source, ``max_eval_examples``), encode them with the
-    checkpoint's tokenizer at the run's ``max_len``, predict, recompute the task metrics from the predictions as they
-    will be written, and merge the predictions only if every recomputed value equals the run's reported dev value
-    within ``tolerance``. Runs without a checkpoint are listed and skipped.
-
-    Returns:
-        One row per run: ``run_id, task, status, examples, max_abs_diff, seconds``; status is ``written``,
-        ``has_predictions``, ``no_checkpoint`` or ``mismatch`` (nothing written; ``max_abs_diff`` says by how much).
-
-    Raises:
-        ValueError: naming every mismatched run, after the runs that matched are written.
-    """
-    from transformers import AutoModelForSequenceClassification
-
-    from .paths import runs_dir as default_runs_dir
-
-    checkpoints = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    results = load_results(results_path)
-    target = predictions_path(results_path)
-    done = set(read_predictions(target)["run_id"]) if not overwrite else set()
-    summary = []
-    for run_id, rows in results.groupby("run_id", sort=False):
-        started = time.perf_counter()
-        task = get_task(rows["task"].iloc[0])
-        best = checkpoints / "glue" / run_id / "best"
-        status = {"run_id": run_id, "task": task.name, "status": "", "examples": 0, "max_abs_diff": float("nan")}
-        if run_id in done:
-            summary.append({**status, "status": "has_predictions", "seconds": 0.0})
-            continue
-        if not (best / "config.json").is_file() or rows["task"].nunique() != 1:
-            if verbose:
-                print(f"[{run_id}] skipped: no checkpoint at {best}")
-            summary.append({**status, "status": "no_checkpoint", "seconds": 0.0})
-            continue
-        # a subclass's row (notebook 05's HeadsConfig) read as the GLUE fields that decide the evaluation
-        cfg = GlueConfig.from_dict(json.loads(rows["config"].iloc[0]), ignore_unknown=True)
-        configure_threads(cfg.num_threads)
-        evals = load_eval_splits(cfg, task)
-        tokenizer = load_tokenizer(str(best), trust_remote_code=cfg.trust_remote_code)
-        check_safe_weights(best)
-        model = AutoModelForSequenceClassification.from_pretrained(best, use_safetensors=True,
-                                                                   trust_remote_code=cfg.trust_remote_code)
-        if model.config.num_labels != max(task.num_labels, 1):
-            raise ValueError(f"{run_id}: checkpoint {best} has {model.config.num_labels} outputs, {task.name} needs "
-                             f"{task.num_labels}")
-        accelerator = make_accelerator(cfg.train_settings(regression=task.is_regression))
-        model.to(accelerator.device)
-        collate = PadCollator(tokenizer, regression=task.is_regression)
-        logits = {split: predict(model, encode(examples, tokenizer, cfg.max_len), collate, cfg.eval_batch_size,
-                                 accelerator, desc=split) for split, examples in evals.items()}
-        frame = prediction_frame(run_id, task, evals, logits)
-        differences = _metric_differences(prediction_metrics(frame), rows)
-        status.update(examples=len(frame), max_abs_diff=float(differences.max(skipna=False)))
-        if differences.isna().any() or differences.max() >= tolerance:
-            status["status"] = "mismatch"
-            if verbose:
-                print(f"[{run_id}] MISMATCH, not written: |recomputed - reported| = "
-                      + ", ".join(f"{split}/{metric} {diff:.3g}" for (split, metric), diff in differences.items()))
-        else:
-            write_predictions(frame, target, exact=PREDICTION_EXACT)
-            status["status"] = "written"
-            if verbose:
-                print(f"[{run_id}] {len(frame)} predictions written; metrics reproduced (max |diff| "
-                      f"{status['max_abs_diff']:.1e})")
-        summary.append({**status, "seconds": round(time.perf_counter() - started, 2)})
-    summary = pd.DataFrame(summary, columns=["run_id", "task", "status", "examples", "max_abs_diff", "seconds"])
-    mismatched = summary[summary["status"] == "mismatch"]
-    if len(mismatched):
-        raise ValueError(f"{results_path}: recomputed dev metrics differ from the reported ones for "
-                         + ", ".join(f"{row.run_id} (max |diff| {row.max_abs_diff:.3g})"
-                                     for row in mismatched.itertuples()) + "; their predictions were not written")
-    return summary
 
 
 def glue_summary(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

@@ -1,0 +1,276 @@
+"""GLUE cells (the median over runs of one system and task, with its bootstrap CI), the GLUE table and its means,
+comparisons within a protocol, and the tables of the other notebooks' results."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ... import metrics as M
+from ...config import check_choice
+from ...data.glue import get_task
+from ..long_documents import longdoc_summary
+from .protocol import GLUE_TASKS, OPTIMISTIC, PROTOCOL, SYSTEM, ProtocolError
+
+
+# --------------------------------------------------------------------------------------------------------- bootstrap
+def _resampled_metric(name: str, pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """``name`` of each resample: ``pred`` and ``gold`` are (B, N), one resample of the dev set per row."""
+    if name == "accuracy":
+        return (pred == gold).mean(axis=1)
+    if name == "f1":  # binary F1 of class 1, as GLUE reports it for MRPC/QQP
+        tp = ((pred == 1) & (gold == 1)).sum(axis=1)
+        denominator = (pred == 1).sum(axis=1) + (gold == 1).sum(axis=1)
+        return np.divide(2 * tp, denominator, out=np.zeros(len(pred)), where=denominator > 0)
+    if name == "mcc":
+        return M.matthews(pred, gold)
+    if name in ("pearson", "spearman"):
+        if name == "spearman":  # Pearson of average ranks, per resample
+            pred = pd.DataFrame(pred).rank(axis=1).to_numpy()
+            gold = pd.DataFrame(gold).rank(axis=1).to_numpy()
+        pred = pred - pred.mean(axis=1, keepdims=True)
+        gold = gold - gold.mean(axis=1, keepdims=True)
+        denominator = np.sqrt((pred**2).sum(axis=1) * (gold**2).sum(axis=1))
+        return np.divide((pred * gold).sum(axis=1), denominator, out=np.zeros(len(pred)), where=denominator > 0)
+    raise KeyError(f"no resampled version of metric {name!r}")
+
+
+def resampled_scores(task_name: str, predictions: np.ndarray, labels: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """The GLUE task score of one run on each resample ``picks`` (B, N) of its dev examples."""
+    task = get_task(task_name)
+    pred, gold = np.asarray(predictions)[picks], np.asarray(labels)[picks]
+    return np.mean([_resampled_metric(name, pred, gold) for name in task.score_metrics], axis=0)
+
+
+def median_score_interval(task_name: str, runs: Sequence[tuple[np.ndarray, np.ndarray]], samples: int,
+                          level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the median-over-runs score: dev examples are resampled jointly for all runs (the
+    same resample for every seed, since they share the dev set), each run scored, the median taken.
+
+    Args:
+        runs: (predictions (N,), labels (N,)) per run, every run over the same N dev examples in the same order.
+    """
+    sizes = {len(labels) for _, labels in runs}
+    if len(sizes) != 1:
+        raise ValueError(f"runs were evaluated on different dev sets (sizes {sorted(sizes)})")
+    size = sizes.pop()
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 2_000_000 // size)  # resamples per step: memory stays bounded for QQP/MNLI-sized dev sets
+    medians = []
+    for start in range(0, samples, chunk):
+        picks = rng.integers(0, size, size=(min(chunk, samples - start), size))
+        per_run = np.stack([resampled_scores(task_name, pred, gold, picks) for pred, gold in runs])  # (R, B)
+        medians.append(np.median(per_run, axis=0))
+    medians = np.concatenate(medians)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))
+
+
+# -------------------------------------------------------------------------------------------------------- GLUE cells
+def protocol_of(rows: pd.DataFrame) -> dict[str, object]:
+    """The shared protocol of ``rows``; raises ProtocolError naming each column on which they differ."""
+    differing = {column: sorted(map(str, set(rows[column]))) for column in PROTOCOL if rows[column].nunique() > 1}
+    if differing:
+        raise ProtocolError("rows with different protocols cannot be pooled: " +
+                            "; ".join(f"{column} = {values}" for column, values in differing.items()) +
+                            " (pass across_protocols=True to pool them anyway; the result is marked)")
+    return {column: rows[column].iloc[0] for column in PROTOCOL}
+
+
+def pool_runs(rows: pd.DataFrame, across_protocols: bool = False) -> dict[str, object]:
+    """Median, min, max and count of the per-run ``value`` of ``rows`` (one row per run), refusing to pool runs of
+    different protocols or data subsets unless ``across_protocols``."""
+    if not across_protocols:
+        protocol_of(rows)
+        if rows["train_examples"].nunique() > 1:
+            raise ProtocolError(f"runs trained on different data subsets cannot be pooled: train_examples = "
+                                f"{sorted(set(rows['train_examples']))} (pass across_protocols=True to pool them)")
+    values = rows["value"].astype(float).tolist()
+    mixed = any(rows[column].nunique() > 1 for column in (*PROTOCOL, "train_examples"))
+    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values),
+            "protocol_mixed": mixed}
+
+
+def _per_run_scores(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """One dev score per (run, task): the recorded one, or for per-epoch sources the epoch the rule picks."""
+    scores = frame[frame["task"].isin(GLUE_TASKS) & (frame["split"] == "dev") & (frame["metric"] == "score")]
+    scores = scores.copy()
+    per_epoch = scores["selection"] == "per_epoch_dev"
+    kept = [scores[~per_epoch]]
+    if per_epoch.any():
+        epochs = scores[per_epoch].sort_values("step", kind="stable")
+        if rule == "best_on_dev":
+            chosen = epochs.loc[epochs.groupby("run_id")["value"].idxmax()]
+        else:
+            chosen = epochs.groupby("run_id").tail(1).assign(selection="last_epoch")
+        kept.append(chosen)
+    scores = pd.concat(kept, ignore_index=True)
+    scores["source"] = scores["notebook"]
+    return scores
+
+
+def glue_cells(frame: pd.DataFrame, rule: str = "as_recorded", predictions: pd.DataFrame | None = None,
+               samples: int = 1000, level: float = 0.95, seed: int = 0,
+               scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (system, task): the median dev score over runs with min, max, n and its bootstrap CI.
+
+    A system is (source notebook, model, variant) under one protocol; runs of one system and task on different
+    ``train_examples`` are separate cells (their variant says the subset). With ``rule="best_on_dev"`` each cell
+    keeps only its best run (and per-epoch sources their best epoch), labelled :data:`OPTIMISTIC`. ``scores``: the
+    per-run scores of ``frame`` under ``rule`` if the caller already has them.
+    """
+    columns = [*SYSTEM, "task", "train_examples", "split", "n", "median", "min", "max", "ci_low", "ci_high", "runs",
+               "seeds", "score_is", "protocol_text", "url"]
+    check_choice("rule", rule, ("as_recorded", "best_on_dev"))
+    scores = (_per_run_scores(frame, rule) if scores is None else scores).copy()
+    if not len(scores):
+        return pd.DataFrame(columns=columns)
+    subsets = scores.groupby(["source", "model", "variant", *PROTOCOL, "task"])["train_examples"].transform("nunique")
+    tagged = subsets > 1  # one system, one task, several data subsets: never pooled, told apart by the variant
+    scores.loc[tagged, "variant"] = (scores.loc[tagged, "variant"] + " [" +
+                                     scores.loc[tagged, "train_examples"].astype(str) + " train]").str.strip()
+    predictions = predictions if predictions is not None else pd.DataFrame(columns=["run_id"])
+    by_run = dict(tuple(predictions.groupby("run_id"))) if len(predictions) else {}
+    cells = []
+    for key, rows in scores.groupby([*SYSTEM, "task", "train_examples"], sort=False):
+        if rule == "best_on_dev":
+            rows = rows.loc[[rows["value"].astype(float).idxmax()]]
+        pooled = pool_runs(rows)
+        record = dict(zip([*SYSTEM, "task", "train_examples"], key, strict=True))
+        if rule == "best_on_dev":
+            record["selection"] = OPTIMISTIC
+        ci = (np.nan, np.nan)
+        run_ids = list(rows["run_id"])
+        task = get_task(record["task"])
+        if samples and task.eval_splits == ("dev",) and all(run in by_run for run in run_ids):
+            runs = []
+            for run in run_ids:
+                dev = by_run[run][by_run[run]["split"] == "dev"].sort_values("example", kind="stable")
+                runs.append((dev["prediction"].to_numpy(), dev["label"].to_numpy()))
+            if task.is_regression:
+                runs = [(pred.astype(float), gold.astype(float)) for pred, gold in runs]
+            else:
+                runs = [(pred.astype(int), gold.astype(int)) for pred, gold in runs]
+            ci = median_score_interval(record["task"], runs, samples, level, seed)
+        cells.append({**record, "split": "dev", "n": pooled["n"], "median": pooled["median"], "min": pooled["min"],
+                      "max": pooled["max"], "ci_low": ci[0], "ci_high": ci[1], "runs": " ".join(run_ids),
+                      "seeds": " ".join(str(seed_) for seed_ in sorted(rows["seed"])), "score_is": "GLUE score",
+                      "protocol_text": "", "url": ""})
+    return pd.DataFrame(cells, columns=columns)
+
+
+def _mean_tasks(tasks: Iterable[str], include_wnli: bool) -> list[str]:
+    return [task for task in tasks if include_wnli or task != "wnli"]
+
+
+def glue_table(cells: pd.DataFrame, include_wnli: bool = False, across_protocols: bool = False) -> pd.DataFrame:
+    """One row per system: each task's median score, the arithmetic and harmonic means over the tasks present (WNLI
+    left out unless ``include_wnli``), the tasks missing, and ``shared_amean``: the mean over the tasks that every
+    row of the same protocol group and source has on the same number of training examples (the only mean that
+    compares rows). Systems are grouped by protocol (``group``); with ``across_protocols`` all share group 0 and
+    ``protocol_mixed`` is true when their protocols differ."""
+    if not len(cells):
+        return pd.DataFrame(columns=[*SYSTEM, "group", "amean", "hmean", "n_tasks", "missing", "hmean_note",
+                                     "shared_tasks", "shared_amean", "protocol_mixed", "unshared_budget"])
+    wide = cells.pivot_table(index=list(SYSTEM), columns="task", values="median", aggfunc="first", sort=False)
+    budgets = cells.pivot_table(index=list(SYSTEM), columns="task", values="train_examples", aggfunc="first",
+                                sort=False)
+    wide = wide.reindex(columns=[task for task in GLUE_TASKS if task in wide.columns]).reset_index()
+    budgets = budgets.reindex(columns=[task for task in GLUE_TASKS if task in budgets.columns]).reset_index()
+    groups = wide[list(PROTOCOL)].astype(str).agg(" | ".join, axis=1)
+    wide["group"] = 0 if across_protocols else pd.factorize(groups)[0]
+    expected = _mean_tasks(GLUE_TASKS, include_wnli)
+    out = []
+    for _, row in wide.iterrows():
+        scores = {task: row[task] for task in expected if task in wide.columns and pd.notna(row[task])}
+        means = M.glue_means(scores, expected=expected)
+        low = [task for task, value in scores.items() if value <= 0]
+        note = f"undefined: {', '.join(low)} ≤ 0" if low else ""
+        out.append({"amean": means["amean"], "hmean": means["hmean"], "n_tasks": means["n_tasks"],
+                    "missing": ", ".join(means["missing"]), "hmean_note": note})
+    wide = pd.concat([wide, pd.DataFrame(out)], axis=1)
+    wide["shared_tasks"], wide["shared_amean"], wide["protocol_mixed"], wide["unshared_budget"] = "", np.nan, False, ""
+    for _, members in wide.groupby(["group", "source"], sort=False):
+        present = [task for task in expected if task in wide.columns and members[task].notna().all()]
+        unequal = [task for task in present if budgets.loc[members.index, task].nunique() > 1]
+        tasks = [task for task in present if task not in unequal]
+        wide.loc[members.index, "shared_tasks"] = ", ".join(tasks)
+        wide.loc[members.index, "unshared_budget"] = ", ".join(unequal)
+        if tasks:
+            wide.loc[members.index, "shared_amean"] = members[tasks].mean(axis=1)
+        wide.loc[members.index, "protocol_mixed"] = len(members[list(PROTOCOL)].drop_duplicates()) > 1
+    return wide
+
+
+def compare_systems(cells: pd.DataFrame, a: dict, b: dict, across_protocols: bool = False) -> pd.DataFrame:
+    """Per shared task: ``median(a) - median(b)``, where ``a``/``b`` select a system by column values (e.g.
+    ``{"model": "minilm", "source": "03_glue_finetune"}``).
+
+    Refuses (ProtocolError) when the two systems differ in a protocol column; a task trained on different
+    ``train_examples`` gets no difference (NaN, ``differs_in`` says why). ``across_protocols=True`` compares anyway
+    and marks every row that mixes protocols (``protocol_mixed``)."""
+    picked = []
+    for which, spec in (("a", a), ("b", b)):
+        mask = np.logical_and.reduce([cells[column] == value for column, value in spec.items()])
+        systems = cells[mask][list(SYSTEM)].drop_duplicates()
+        if len(systems) != 1:
+            raise ValueError(f"{which} = {spec} selects {len(systems)} systems; name it by more columns (source, "
+                             "model, variant, protocol)")
+        picked.append(cells[mask].set_index("task"))
+    left, right = picked
+    differing = [column for column in PROTOCOL if left[column].iloc[0] != right[column].iloc[0]]
+    if differing and not across_protocols:
+        raise ProtocolError(f"{a} and {b} differ in {', '.join(differing)}; comparing them needs "
+                            "across_protocols=True (the comparison is then marked)")
+    records = []
+    for task in [task for task in left.index if task in right.index]:
+        budgets = (left.loc[task, "train_examples"], right.loc[task, "train_examples"])
+        reasons = differing + ([f"train_examples {budgets[0]} vs {budgets[1]}"] if budgets[0] != budgets[1] else [])
+        difference = left.loc[task, "median"] - right.loc[task, "median"]
+        records.append({"task": task, "a": left.loc[task, "median"], "b": right.loc[task, "median"],
+                        "difference": difference if across_protocols or not reasons else np.nan,
+                        "protocol_mixed": bool(reasons) and across_protocols, "differs_in": "; ".join(reasons)})
+    return pd.DataFrame(records, columns=["task", "a", "b", "difference", "protocol_mixed", "differs_in"])
+
+
+# ------------------------------------------------------------------------------------------- the other notebooks
+def longdoc_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Notebook 04's runs: test accuracy and F1 with their bootstrap CIs against encoder tokens per document."""
+    table = longdoc_summary(frame)
+    if not len(table):
+        return table
+    parts = table["variant"].str.split("+", n=1)
+    table["strategy"] = parts.str[0]
+    table["aggregation"] = parts.str[1].fillna("–")
+    protocol = (frame[frame["notebook"] == "04_long_documents"].rename(columns={"task": "dataset"})
+                .drop_duplicates(["dataset", "model", "preset"])[["dataset", "model", "preset", "init", "selection",
+                                                                   "max_len"]])
+    return table.merge(protocol, on=["dataset", "model", "preset"], how="left")
+
+
+def probe_best_layers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Notebook 05's probe curves: per (task, init, probe), the best layer on dev, layer 0 and the last layer,
+    next to the majority-class floor. (The best layer is chosen on dev: a description of the curve, not a score.)"""
+    dev = frame[(frame["notebook"] == "05_layer_probes") & (frame["split"] == "dev") & (frame["metric"] == "accuracy")
+                & (frame["task"] != "squad2")]
+    records = []
+    for (task, init), part in dev.groupby(["task", "init"], sort=False):
+        floor = part[part["variant"] == "majority"]["value"]
+        for variant, curve in part[part["layer"] >= 0].groupby("variant", sort=False):
+            curve = curve.sort_values("layer", kind="stable")
+            best = curve.loc[curve["value"].idxmax()]
+            records.append({"task": task, "init": init, "variant": variant, "layers": len(curve),
+                            "model": curve["model"].iloc[0], "preset": curve["preset"].iloc[0],
+                            "layer0": curve["value"].iloc[0], "last": curve["value"].iloc[-1],
+                            "best": best["value"], "best_layer": int(best["layer"]),
+                            "majority": float(floor.iloc[0]) if len(floor) else np.nan})
+    return pd.DataFrame(records)
+
+
+def pretraining_curves(frame: pd.DataFrame) -> pd.DataFrame:
+    """Notebook 02's learning curves: loss (train and held out), MLM accuracy and pseudo-perplexity per step."""
+    rows = frame[(frame["notebook"] == "02_pretrain_mlm") & frame["metric"].isin(["loss", "accuracy", "pppl"])]
+    return rows[["run_id", "model", "split", "step", "metric", "value"]].sort_values(["run_id", "metric", "step"])

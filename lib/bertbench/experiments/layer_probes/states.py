@@ -1,0 +1,145 @@
+"""Frozen hidden states of every layer, computed once per (model weights, texts, settings) and cached on disk."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ...data.examples import Examples
+from ...encoding import PadCollator, SortedBatchSampler, encode
+from ...heads import pool
+from ...models import check_safe_weights, is_random, resolve_model
+from ...paths import runs_dir
+
+SENTENCE_POOLINGS = ("cls", "mean")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Hidden states, computed once per (model, texts, settings) and cached on disk.
+
+
+def model_fingerprint(name: str) -> str:
+    """Identifies the weights a cache entry came from: the weight files' SHA-1 for folders, the name otherwise."""
+    if is_random(name):
+        raise ValueError(f"{name}: a random model has no stable weights to cache states for; save it first")
+    path = Path(resolve_model(name))
+    if not path.is_dir():
+        return name  # a hub name: its revision is what the hub serves (online users only)
+    files = sorted(path.glob("*.safetensors"))
+    # every split of every probe asks; hash each weight file once per (path, size, mtime)
+    return _files_sha1(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@functools.lru_cache(maxsize=32)
+def _files_sha1(files: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha1()
+    for file, _size, _mtime in files:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def load_frozen(name: str, trust_remote_code: bool = False):
+    """The encoder for probing, in eval mode with gradients off: a ``*ForSequenceClassification`` checkpoint keeps its
+    head (its own predictions are reported next to the probes), anything else loads as ``AutoModel``."""
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    path = resolve_model(name)
+    check_safe_weights(path)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    has_head = any(arch.endswith("ForSequenceClassification") for arch in (config.architectures or []))
+    auto = AutoModelForSequenceClassification if has_head else AutoModel
+    model = auto.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=True)
+    model.eval().requires_grad_(False)
+    return model
+
+
+def _cache_file(kind: str, key: dict) -> Path:
+    blob = json.dumps(key, sort_keys=True)
+    folder = runs_dir() / "cache" / "probe_states"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{kind}-{hashlib.sha1(blob.encode()).hexdigest()[:16]}.safetensors"
+
+
+@torch.no_grad()
+def sentence_states(name: str, tokenizer, examples: Examples, *, max_len: int, poolings=SENTENCE_POOLINGS,
+                    batch_size: int = 64, trust_remote_code: bool = False, desc: str = "states",
+                    model=None) -> dict[str, torch.Tensor]:
+    """Pooled states of every layer: ``{pooling: (L+1, N, H)}``, plus ``"logits"`` (N, K) when the checkpoint has a
+    classification head. Read from the cache when this model (by its weights), these texts and settings were seen."""
+    from safetensors.torch import load_file, save_file
+
+    texts = hashlib.sha1(json.dumps([examples.text_a, examples.text_b]).encode()).hexdigest()
+    key = {"model": model_fingerprint(name), "texts": texts, "max_len": max_len, "poolings": sorted(poolings),
+           "tokenizer": tokenizer.name_or_path, "vocab": len(tokenizer)}
+    path = _cache_file("sentence", key)
+    if path.is_file():
+        return load_file(str(path))
+    model = model if model is not None else load_frozen(name, trust_remote_code)
+    dataset = encode(examples, tokenizer, max_len)
+    collate = PadCollator(tokenizer)
+    pooled: dict[str, list[torch.Tensor]] = {how: [] for how in poolings}
+    logits, order = [], []
+    for indices in tqdm(SortedBatchSampler(dataset.lengths, batch_size), desc=desc, leave=False, mininterval=2.0):
+        batch = collate([{k: v for k, v in dataset[i].items() if k != "labels"} for i in indices])
+        out = model(**batch, output_hidden_states=True)
+        layers = torch.stack(out.hidden_states)  # (L+1, B, T, H)
+        for how in poolings:
+            pooled[how].append(torch.stack([pool(layer, batch["attention_mask"], how) for layer in layers]))
+        if getattr(out, "logits", None) is not None:
+            logits.append(out.logits.float())
+        order.extend(indices)
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))  # back to the examples' order
+    states = {how: torch.cat(parts, dim=1)[:, inverse].contiguous() for how, parts in pooled.items()}
+    if logits:
+        states["logits"] = torch.cat(logits)[inverse].contiguous()
+    save_file(states, str(path), metadata={"key": json.dumps(key, sort_keys=True)})
+    return states
+
+
+@torch.no_grad()
+def token_states(name: str, tokenizer, features, *, batch_size: int = 32, trust_remote_code: bool = False,
+                 desc: str = "token states", model=None) -> list[Path]:
+    """Token states of every layer for QA windows, cached as one float16 file per layer (a probe of layer k reads
+    one file): returns the L+1 paths. Each file holds ``states`` (F, T, H) with T = the longest window."""
+    from safetensors.torch import save_file
+
+    ids_hash = hashlib.sha1(json.dumps(features.input_ids).encode()).hexdigest()
+    key = {"model": model_fingerprint(name), "windows": ids_hash, "tokenizer": tokenizer.name_or_path}
+    first = _cache_file("tokens-layer0", key)
+    if first.is_file():
+        paths = sorted(first.parent.glob(first.name.replace("layer0", "layer*")),
+                       key=lambda p: int(re.search(r"layer(\d+)", p.name).group(1)))
+        if paths:
+            return paths
+    model = model if model is not None else load_frozen(name, trust_remote_code)
+    collate = PadCollator(tokenizer)
+    width = max(len(ids) for ids in features.input_ids)
+    per_layer: list[torch.Tensor] | None = None
+    for start in tqdm(range(0, len(features), batch_size), desc=desc, leave=False, mininterval=2.0):
+        items = []
+        for i in range(start, min(start + batch_size, len(features))):
+            item = {"input_ids": features.input_ids[i]}
+            if features.token_type_ids is not None:
+                item["token_type_ids"] = features.token_type_ids[i]
+            items.append(item)
+        batch = collate(items)
+        hidden = model(**batch, output_hidden_states=True).hidden_states  # L+1 x (B, T_b, H)
+        if per_layer is None:
+            per_layer = [torch.zeros(len(features), width, layer.shape[-1], dtype=torch.float16) for layer in hidden]
+        for store, layer in zip(per_layer, hidden, strict=True):
+            store[start:start + layer.shape[0], :layer.shape[1]] = layer.to(torch.float16)
+    paths = []
+    for index, store in enumerate(per_layer or []):
+        path = _cache_file(f"tokens-layer{index}", key)
+        save_file({"states": store}, str(path))
+        paths.append(path)
+    return paths
