@@ -15,7 +15,7 @@ $(BIN)/python:
 # torch is installed first and pinned in the second call, so no dependency can pull another build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test,notebooks,hub,tensorboard,bench]" "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test,notebooks,lab,hub,tensorboard,bench]" "$(TORCH)"
 	touch $@
 
 install: $(VENV)/.installed
@@ -78,9 +78,10 @@ bench-inference: install  ## prediction examples/s vs transformers' pipeline (5 
 bench: bench-glue bench-longdoc bench-mlm bench-inference  ## every benchmark, then the tables (bench/report.py)
 	$(BIN)/python bench/report.py
 
-lab: install  ## JupyterLab with jupytext: notebooks/*.py open as notebooks
+lab: install  ## JupyterLab with jupytext: a double-click opens notebooks/*.py as a notebook (jupyter/labconfig/)
 	$(BIN)/python -m pip install -q -e ".[lab]" "$(TORCH)"
-	$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.contents_manager_class=jupytext.TextFileContentsManager \
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		$(BIN)/jupyter lab --ServerApp.root_dir=. --ServerApp.contents_manager_class=jupytext.TextFileContentsManager \
 		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 lint: install

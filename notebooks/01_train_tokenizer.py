@@ -18,8 +18,15 @@
 # %%
 import bertbench as bb
 
+# %% tags=["parameters"]
+# The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
+preset = None  # "tiny" | "cpu" | "full"
+kinds = None  # e.g. ("wordpiece", "bpe")
+vocab_size = None
+corpus = None  # "wikipedia", a text file/folder, or hf:<dataset>:<split>:<column> online
+
 # %%
-cfg = bb.TokenizerConfig.from_env()
+cfg = bb.TokenizerConfig.from_env(preset=preset, kinds=kinds, vocab_size=vocab_size, corpus=corpus)
 results_path = bb.outputs_dir(cfg.preset) / "01_train_tokenizer.csv"  # tiny runs never land in outputs/
 print(cfg)
 print("results ->", results_path)
@@ -31,7 +38,7 @@ print("results ->", results_path)
 
 # %%
 table = bb.run_tokenizers(cfg, results_path)
-print(table.round(4).to_string(index=False))
+bb.show(table)
 
 # %% [markdown]
 # ## What the tokenizers make of one sentence

@@ -19,8 +19,16 @@
 # %%
 import bertbench as bb
 
+# %% tags=["parameters"]
+# The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
+preset = None  # "tiny" | "cpu" | "full"
+arch = None  # "bert" | "roberta-preln"
+size = None  # "nano" | "tiny" | "mini" | "small" | "medium" | "base"
+max_minutes = None  # training budget
+max_steps = None
+
 # %%
-cfg = bb.PretrainConfig.from_env()
+cfg = bb.PretrainConfig.from_env(preset=preset, arch=arch, size=size, max_minutes=max_minutes, max_steps=max_steps)
 results_path = bb.outputs_dir(cfg.preset) / "02_pretrain_mlm.csv"  # tiny runs never land in outputs/
 print(cfg)
 print("results ->", results_path)
@@ -38,5 +46,5 @@ result = bb.pretrain(cfg, results_path)
 
 # %%
 columns = [name for name in result.history.columns if name.endswith(("_loss", "_pppl", "tokens_per_s"))]
-print(result.history[["step", *columns]].round(4).to_string(index=False))
+bb.show(result.history[["step", *columns]])
 print(f"\nfinal model: {result.model_dir}")

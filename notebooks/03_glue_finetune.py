@@ -17,8 +17,17 @@
 # %%
 import bertbench as bb
 
+# %% tags=["parameters"]
+# The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
+preset = None  # "tiny" | "cpu" | "full"
+tasks = None  # e.g. ("rte", "mrpc")
+seeds = None  # e.g. (0, 1, 2)
+model = None  # "minilm", a save_pretrained folder, or a hub name online
+epochs = None
+lr = None
+
 # %%
-cfg = bb.GlueConfig.from_env()
+cfg = bb.GlueConfig.from_env(preset=preset, tasks=tasks, seeds=seeds, model=model, epochs=epochs, lr=lr)
 results_path = bb.outputs_dir(cfg.preset) / "03_glue_finetune.csv"  # tiny runs never land in outputs/
 print(cfg)
 print("results ->", results_path)
@@ -36,6 +45,11 @@ runs = bb.run_glue(cfg, results_path)
 
 # %%
 table, means = bb.glue_summary(runs)
-print(table.round(4).to_string(index=False))
-print(f"\nGLUE over {means['n_tasks']} tasks: arithmetic mean {means['amean']:.4f}, "
+bb.show(table)
+print(f"GLUE over {means['n_tasks']} tasks: arithmetic mean {means['amean']:.4f}, "
       f"harmonic mean {means['hmean']:.4f}; missing: {', '.join(means['missing']) or 'none'}")
+
+# %%
+figure_path = results_path.parent / "figures" / "03_glue_finetune.png"
+bb.show(bb.plot_dev_scores(runs, figure_path))
+print("figure ->", figure_path)

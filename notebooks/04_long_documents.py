@@ -21,8 +21,19 @@
 # %%
 import bertbench as bb
 
+# %% tags=["parameters"]
+# The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
+preset = None  # "tiny" | "cpu" | "full"
+datasets = None  # e.g. ("hyperpartisan", "bbc") or a CSV/JSONL path
+runs = None  # e.g. ("head", "head_tail", "windows+mean_logits")
+seeds = None
+model = None
+epochs = None
+cv_folds = None  # 0: the saved split; k >= 3: stratified k-fold
+
 # %%
-cfg = bb.LongDocConfig.from_env()
+cfg = bb.LongDocConfig.from_env(preset=preset, datasets=datasets, runs=runs, seeds=seeds, model=model, epochs=epochs,
+                                 cv_folds=cv_folds)
 results_path = bb.outputs_dir(cfg.preset) / "04_long_documents.csv"  # tiny runs never land in outputs/
 print(cfg)
 print("results ->", results_path)
@@ -47,11 +58,11 @@ table = bb.longdoc_summary(bb.load_results(results_path))
 table = table[table["preset"] == cfg.preset]
 columns = ["dataset", "variant", "accuracy", "f1", "f1_ci_low", "f1_ci_high", "train_tokens_per_doc",
            "test_tokens_per_doc", "train_s", "predict_s", "peak_mb", "best_epoch"]
-print(table[columns].round(3).to_string(index=False))
+bb.show(table[columns], digits=3)
 
 # %%
 figure_path = results_path.parent / "figures" / "04_long_documents.png"
-figure = bb.plot_score_vs_tokens(table, figure_path)
+bb.show(bb.plot_score_vs_tokens(table, figure_path))
 print("figure ->", figure_path)
 
 # %% [markdown]
@@ -62,7 +73,7 @@ print("figure ->", figure_path)
 predictions = pd.read_csv(bb.predictions_path(results_path), dtype={"doc_id": str, "run_id": str, "label": str})
 latest = bb.load_results(results_path)
 comparison = bb.compare_to(latest[latest["preset"] == cfg.preset], predictions, baseline="head")
-print(comparison.round(4).to_string(index=False))
+bb.show(comparison)
 for dataset, part in table.groupby("dataset", sort=False):
     best = part.sort_values("f1", ascending=False, kind="stable").iloc[0]
     row = comparison[(comparison["dataset"] == dataset) & (comparison["variant"] == best["variant"])]

@@ -23,8 +23,15 @@
 # %%
 import bertbench as bb
 
+# %% tags=["parameters"]
+# The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
+preset = None  # "tiny" | "cpu" | "full"
+tasks = None  # e.g. ("sst2", "cola")
+model = None
+poolings = None  # e.g. ("cls", "mean")
+
 # %%
-cfg = bb.ProbeConfig.from_env()
+cfg = bb.ProbeConfig.from_env(preset=preset, tasks=tasks, model=model, poolings=poolings)
 results_path = bb.outputs_dir(cfg.preset) / "05_layer_probes.csv"  # tiny runs never land in outputs/
 print(cfg)
 print("results ->", results_path)
@@ -45,12 +52,12 @@ results = bb.load_results(results_path)
 results = results[results["preset"] == cfg.preset]
 table = bb.probe_summary(results)
 wide = table[table["layer"] >= 0].pivot_table(index=["task", "init", "variant"], columns="layer", values="accuracy")
-print(wide.round(3).to_string())
-print(table[table["layer"] < 0].round(4).to_string(index=False))
+bb.show(wide, digits=3)
+bb.show(table[table["layer"] < 0])
 
 # %%
 figure_path = results_path.parent / "figures" / "05_layer_probes.png"
-figure = bb.plot_layer_curves(results, figure_path)
+bb.show(bb.plot_layer_curves(results, figure_path))
 print("figure ->", figure_path)
 
 # %% [markdown]
@@ -61,8 +68,7 @@ print("figure ->", figure_path)
 # %%
 chosen = bb.selectivity(results)
 if len(chosen):
-    print(chosen.pivot_table(index=["task", "init", "pooling"], columns="layer", values="selectivity")
-          .round(3).to_string())
+    bb.show(chosen.pivot_table(index=["task", "init", "pooling"], columns="layer", values="selectivity"), digits=3)
 for (task, variant), part in table[table["variant"].str.startswith("probe:")].groupby(["task", "variant"]):
     floor = table[(table["task"] == task) & (table["variant"] == "majority")]["accuracy"].iloc[0]
     line = []
@@ -76,4 +82,4 @@ for (task, variant), part in table[table["variant"].str.startswith("probe:")].gr
 squad = results[results["task"] == "squad2"]
 if len(squad):
     curve = squad[(squad["split"] == "dev") & (squad["metric"] == "f1")][["variant", "layer", "value"]]
-    print(curve.round(2).to_string(index=False))
+    bb.show(curve, digits=2)

@@ -18,8 +18,16 @@
 # %%
 import bertbench as bb
 
+# %% tags=["parameters"]
+# The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
+preset = None  # "tiny" | "cpu" | "full"
+studies = None  # ("pair", "multitask")
+tasks = None  # the multitask study's tasks
+pair_task = None  # "mrpc" | "stsb"
+fusions = None  # e.g. ("mean", "concat_diff")
+
 # %%
-cfg = bb.HeadsConfig.from_env()
+cfg = bb.HeadsConfig.from_env(preset=preset, studies=studies, tasks=tasks, pair_task=pair_task, fusions=fusions)
 results_path = bb.outputs_dir(cfg.preset) / "05_model_heads.csv"  # tiny runs never land in outputs/
 print(cfg)
 print("results ->", results_path)
@@ -39,7 +47,7 @@ runs = bb.run_heads(cfg, results_path)
 # %%
 results = bb.load_results(results_path)
 table = bb.heads_summary(results[results["preset"] == cfg.preset])
-print(table.round(4).to_string(index=False))
+bb.show(table)
 
 # %%
 is_pair_model = (table["variant"] == "cross_encoder") | table["variant"].str.startswith("two_input:")

@@ -20,8 +20,16 @@
 # %%
 import bertbench as bb
 
+# %% tags=["parameters"]
+# The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
+preset = None  # "tiny" reads runs/tiny-outputs/
+selection_rule = None  # "as_recorded" | "best_on_dev" (DitBERT's optimistic rule, labelled)
+include_wnli = None
+across_protocols = None
+
 # %%
-cfg = bb.AggregateConfig.from_env()
+cfg = bb.AggregateConfig.from_env(preset=preset, selection_rule=selection_rule, include_wnli=include_wnli,
+                                   across_protocols=across_protocols)
 results_path = cfg.results_folder() / "06_aggregate_results.csv"
 print(cfg)
 print("reading", cfg.results_folder(), "->", results_path)
@@ -36,11 +44,11 @@ result = bb.aggregate_outputs(cfg, figures_dir=results_path.parent / "figures")
 for message in result.messages:
     print(message)
 if len(result.files):
-    print(result.files.to_string(index=False))
+    bb.show(result.files)
 
 # %%
 columns = ["source", "model", "variant", "init", "selection", "amean", "n_tasks", "hmean", "hmean_note", "missing"]
-print(result.table[columns].round(4).to_string(index=False))
+bb.show(result.table[columns])
 
 # %% [markdown]
 # ## Comparing two systems
@@ -55,7 +63,7 @@ if len(models) >= 2:
     spec_a = {"source": "03_glue_finetune", "model": models[0], "variant": ""}
     spec_b = {"source": "03_glue_finetune", "model": models[1], "variant": ""}
     print(f"{models[0]} - {models[1]}, dev score:")
-    print(bb.compare_systems(result.cells, spec_a, spec_b).round(4).to_string(index=False))
+    bb.show(bb.compare_systems(result.cells, spec_a, spec_b))
 
 # %% [markdown]
 # ## Write the rows, the summary and the figures
@@ -63,8 +71,8 @@ if len(models) >= 2:
 # %%
 rows, summary_path = bb.write_aggregation(result, results_path)
 print(f"{len(rows)} rows -> {results_path}\nsummary -> {summary_path}")
-for name, path in result.figures.items():
-    print(f"figure {name} -> {path}")
+for path in result.figures.values():
+    bb.show(path)
 
 # %%
 print(summary_path.read_text())

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 
 import bertbench as bb
@@ -73,3 +75,32 @@ def test_run_id_is_stable_and_changes_with_the_configuration():
     assert bb.run_id_for(cfg, "rte", 0) == bb.run_id_for(bb.GlueConfig.from_env(environ={}), "rte", 0)
     assert bb.run_id_for(cfg, "rte", 0) != bb.run_id_for(cfg, "rte", 1)
     assert bb.run_id_for(cfg, "rte", 0) != bb.run_id_for(cfg.replace(lr=1e-5), "rte", 0)
+
+
+def test_a_variable_another_notebook_knows_is_no_error_but_a_typo_is_with_a_suggestion():
+    """`export BB_TASKS=rte` before `make lab` must not break notebooks 01/02/04/06, whose configs have no tasks."""
+    for config in (bb.TokenizerConfig, bb.PretrainConfig, bb.LongDocConfig, bb.AggregateConfig):
+        assert config.from_env(environ={"BB_TASKS": "rte", "BB_FUSIONS": "mean"}).preset == "cpu"
+    with pytest.raises(ValueError, match=r"BB_EPOHCS \(did you mean BB_EPOCHS"):
+        bb.GlueConfig.from_env(environ={"BB_EPOHCS": "3"})
+
+
+def test_parameters_cell_values_apply_none_means_the_preset_and_bb_wins_with_a_warning():
+    cfg = bb.GlueConfig.from_env(environ={}, preset="tiny", tasks=("rte",), seeds=None, lr=None)
+    tiny = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny"})
+    assert cfg.tasks == ("rte",) and cfg.seeds == tiny.seeds and cfg.lr == tiny.lr
+    assert cfg.origin("tasks") == "cell" and cfg.origin("lr") == "preset tiny" and cfg.origin("patience") == "default"
+    with pytest.warns(bb.config.ConfigOverrideWarning, match=r"BB_EPOCHS='7' overrides epochs = 4"):
+        cfg = bb.GlueConfig.from_env(environ={"BB_EPOCHS": "7"}, epochs=4)
+    assert cfg.epochs == 7 and cfg.origin("epochs") == "BB_EPOCHS"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same value from both: nothing to warn about
+        bb.GlueConfig.from_env(environ={"BB_EPOCHS": "4"}, epochs=4)
+
+
+def test_printed_config_marks_every_value_not_at_its_default_with_its_origin():
+    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_LR": "0.002"}, tasks=("rte",))
+    lines = {line.split("=")[0].strip(): line for line in str(cfg).splitlines()[1:]}
+    assert lines["lr"].endswith("<- BB_LR") and lines["tasks"].endswith("<- cell")
+    assert lines["max_len"].endswith("<- preset tiny") and lines["preset"].endswith("<- BB_PRESET")
+    assert "<-" not in lines["patience"]  # at the class default: unmarked

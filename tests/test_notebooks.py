@@ -3,6 +3,7 @@ script, and converted with ``jupytext --to notebook``. Results go to tmp_path, n
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -138,6 +139,20 @@ def test_notebook_runs_in_a_kernel(path, tmp_path, monkeypatch):
     check_outputs(path.stem, tmp_path / "outputs")
     text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
     assert "GLUE over" in text or path.stem != "03_glue_finetune"
+    check_rich_outputs(notebook)
+
+
+def check_rich_outputs(notebook) -> None:
+    """What JupyterLab shows: every cell that shows a table has an HTML table in its output, every cell that shows a
+    figure an inline PNG; no TqdmWarning (ipywidgets present) and no transformers load/save bars."""
+    shown = [cell for cell in notebook.cells if cell.cell_type == "code" and "bb.show(" in cell.source]
+    assert shown, "the notebook shows nothing with bb.show"
+    for cell in shown:
+        kinds = {kind for output in cell.get("outputs", []) for kind in output.get("data", {})}
+        wanted = "image/png" if re.search(r"bb\.show\((bb\.plot_|path\))", cell.source) else "text/html"
+        assert wanted in kinds, f"cell shows no {wanted}:\n{cell.source}\noutputs: {kinds}"
+    streams = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "TqdmWarning" not in streams and "Loading weights" not in streams and "Writing model shards" not in streams
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -169,3 +184,45 @@ def test_jupytext_converts_to_a_valid_notebook(path, tmp_path):
     kinds = [cell.cell_type for cell in notebook.cells]
     assert kinds[0] == "markdown" and "code" in kinds
     assert "import bertbench as bb" in notebook.cells[1].source
+
+
+# Non-default settings a researcher would try, injected into the parameters cell by papermill (as `papermill -p` does).
+PAPERMILL_CASES = {
+    "03-one-task-one-seed": ("03_glue_finetune", {"preset": "tiny", "tasks": "rte", "seeds": "1"}),
+    "04-without-head": ("04_long_documents", {"preset": "tiny", "datasets": "hyperpartisan",
+                                              "runs": "head_tail,windows+mean_prob"}),
+    "04-cv-folds": ("04_long_documents", {"preset": "tiny", "datasets": "hyperpartisan",
+                                          "runs": "head,windows+mean_logits", "cv_folds": 3}),
+    "05-probes-one-task": ("05_layer_probes", {"preset": "tiny", "tasks": "sst2", "poolings": "mean"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PAPERMILL_CASES))
+def test_papermill_parameters_reach_the_config_and_the_notebook_copes(case, tmp_path, monkeypatch):
+    papermill = pytest.importorskip("papermill")
+    name, parameters = PAPERMILL_CASES[case]
+    for key, value in _tiny_env(tmp_path, name).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("BB_PRESET")  # the preset comes from the parameters cell here
+    source = tmp_path / f"{name}.ipynb"
+    subprocess.run([sys.executable, "-m", "jupytext", "--to", "notebook", "--set-kernel", "python3",
+                    str(ROOT / "notebooks" / f"{name}.py"), "-o", str(source)], check=True, capture_output=True)
+    executed = tmp_path / f"{name}.out.ipynb"
+    papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name="python3",
+                               cwd=str(ROOT / "notebooks"), progress_bar=False)
+    notebook = nbformat.read(executed, as_version=4)
+    check_rich_outputs(notebook)
+    printed = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "<- cell" in printed  # the printed config says where the injected values came from
+    frame = bb.load_results(tmp_path / "outputs" / f"{name}.csv")
+    if name == "03_glue_finetune":
+        assert set(frame["task"]) == {"rte"} and set(frame["seed"]) == {1}
+    if name == "04_long_documents":
+        strategies = set(frame["variant"].str.split(" fold").str[0])
+        assert strategies == set(parameters["runs"].split(","))
+        if parameters.get("cv_folds"):
+            assert frame["variant"].str.contains("fold3/3").any()
+            assert "head" in printed and "windows+mean_logits" in printed  # the pooled out-of-fold comparison
+    if name == "05_layer_probes":
+        sentence = frame[frame["task"] != "squad2"]
+        assert set(sentence["task"]) == {"sst2"} and not sentence["variant"].str.contains(":cls").any()

@@ -6,6 +6,7 @@ from .data.documents import Documents, fixed_split, kfold_splits, load_documents
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, GlueTask, get_task, load_glue, read_glue_tsv
 from .data.text_label import examples_from_hf, read_bert_tsv, read_csv, read_jsonl
+from .display import show
 from .experiments.aggregate_results import (
                                 AggregateConfig,
                                 ProtocolError,
@@ -20,6 +21,7 @@ from .experiments.aggregate_results import (
 from .experiments.glue_finetune import (
                                 GlueConfig,
                                 glue_summary,
+                                plot_dev_scores,
                                 predict_saved_runs,
                                 prediction_metrics,
                                 run_glue,
@@ -47,7 +49,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BaseConfig", "DataError", "Examples", "TASKS", "GlueTask", "get_task", "load_glue", "read_glue_tsv",
     "examples_from_hf", "read_bert_tsv", "read_csv", "read_jsonl", "GlueConfig", "glue_summary", "run_glue",
-    "run_id_for", "build_classifier", "load_tokenizer", "resolve_model", "self_check", "data_dir", "outputs_dir",
+    "run_id_for", "plot_dev_scores",
+    "build_classifier", "load_tokenizer", "resolve_model", "self_check", "data_dir", "outputs_dir",
     "repo_root", "runs_dir", "load_results", "write_results", "Corpus", "open_corpus", "TokenizerConfig",
     "run_tokenizers", "tokenizer_dir", "PretrainConfig", "pretrain", "Documents", "fixed_split", "kfold_splits",
     "load_documents", "LongDocConfig", "longdoc_summary", "plot_score_vs_tokens", "run_long_documents", "PeakMemory",
@@ -55,5 +58,5 @@ __all__ = [
     "HeadModel", "MultitaskModel", "SequenceClassifier", "TwoInputModel", "pool", "HeadsConfig", "heads_summary",
     "run_heads", "AggregateConfig", "ProtocolError", "aggregate_outputs", "compare_systems", "glue_cells", "glue_table",
     "import_ditbert", "load_references", "write_aggregation",
-    "ProbeConfig", "plot_layer_curves", "probe_summary", "run_probes", "selectivity",
+    "ProbeConfig", "plot_layer_curves", "probe_summary", "run_probes", "selectivity", "show",
 ]

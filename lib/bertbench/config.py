@@ -9,10 +9,12 @@ and values are validated when the config is built, not an hour into training. No
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import types
 import typing
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -57,6 +59,20 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
     return value
 
 
+class ConfigOverrideWarning(UserWarning):
+    """A ``BB_*`` variable replaced a value set in the notebook's parameters cell."""
+
+
+def known_env_names() -> set[str]:
+    """Every ``BB_*`` name some bertbench config accepts: a variable set for one notebook is no error in another."""
+    names, stack = set(PATH_ENV_VARS), [BaseConfig]
+    while stack:
+        config = stack.pop()
+        names.update(config.env_names())
+        stack.extend(config.__subclasses__())
+    return names
+
+
 @dataclasses.dataclass(frozen=True)
 class BaseConfig:
     """Fields shared by every notebook's config. Subclasses add fields and fill ``PRESETS``."""
@@ -80,23 +96,30 @@ class BaseConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any):
-        """Build the config: class defaults < preset < keyword ``overrides`` < ``BB_<FIELD>`` variables.
+        """Build the config: class defaults < preset < keyword ``overrides`` (a notebook's parameters cell) <
+        ``BB_<FIELD>`` variables. A ``BB_*`` variable that replaces a value the caller set prints a one-line warning
+        naming both; ``None`` keyword values mean "not set" (the preset's value). The config remembers where each
+        value came from (:meth:`origin`) and prints it.
 
         Args:
             environ: the environment to read (default ``os.environ``).
-            **overrides: field values set by the caller (e.g. a notebook pinning ``tasks``).
+            **overrides: field values set by the caller (e.g. a notebook's parameters cell); ``None`` = not set.
 
         Raises:
-            ValueError: an unknown ``BB_*`` variable, an unknown preset or field, or a value out of range.
+            ValueError: a ``BB_*`` variable that no bertbench config knows (with the closest valid names), an unknown
+                preset or field, or a value out of range.
         """
         environ = os.environ if environ is None else environ
         types_by_field = cls.field_types()
+        overrides = {name: value for name, value in overrides.items() if value is not None}
         given = {key: val for key, val in environ.items() if key.startswith("BB_")}
         valid = set(cls.env_names())
-        unknown = sorted(set(given) - valid)
+        unknown = sorted(set(given) - valid - known_env_names())
         if unknown:
+            hints = [f"{name} (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(
+                name, sorted(valid), n=2, cutoff=0.6)) else name for name in unknown]
             raise ValueError(
-                f"unknown environment variable(s) {', '.join(unknown)} for {cls.__name__}; "
+                f"unknown environment variable(s) {', '.join(hints)} for {cls.__name__}; "
                 f"valid names are: {', '.join(sorted(valid))}"
             )
         bad_keys = sorted(set(overrides) - set(types_by_field))
@@ -106,14 +129,27 @@ class BaseConfig:
         if preset not in cls.PRESETS:
             raise ValueError(f"unknown preset {preset!r} for {cls.__name__}; presets are {sorted(cls.PRESETS)}")
         values: dict[str, Any] = dict(cls.PRESETS[preset])
+        origins = {name: f"preset {preset}" for name in values}
         values.update(overrides)
+        origins.update({name: "cell" for name in overrides})
         for name in types_by_field:
             key = f"BB_{name.upper()}"
             if key in given:
+                if name in overrides and coerce(given[key], types_by_field[name], name) != coerce(
+                        overrides[name], types_by_field[name], name):
+                    warnings.warn(f"{key}={given[key]!r} overrides {name} = {overrides[name]!r} set in the notebook "
+                                  f"(unset {key} to use the notebook's value)", ConfigOverrideWarning, stacklevel=2)
                 values[name] = given[key]
+                origins[name] = key
         values["preset"] = preset
         values = {name: coerce(val, types_by_field[name], name) for name, val in values.items()}
-        return cls(**values)
+        config = cls(**values)
+        object.__setattr__(config, "_origins", origins)
+        return config
+
+    def origin(self, name: str) -> str:
+        """Where field ``name`` got its value: ``default``, ``preset <name>``, ``cell`` or the ``BB_*`` variable."""
+        return getattr(self, "_origins", {}).get(name, "default")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], *, ignore_unknown: bool = False):
@@ -163,9 +199,17 @@ class BaseConfig:
         return {k: v for k, v in self.to_dict().items() if k not in self.RUNTIME}
 
     def __str__(self) -> str:
+        """Every field; those not at the class default are marked with where their value came from."""
         width = max(len(name) for name in self.field_types())
-        lines = [f"{type(self).__name__} (preset {self.preset!r})"]
-        lines += [f"  {name:<{width}} = {val!r}" for name, val in self.to_dict().items()]
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        lines = [f"{type(self).__name__} (preset {self.preset!r}; precedence: default < preset < cell < BB_*)"]
+        for name, val in self.to_dict().items():
+            default = defaults[name]
+            default = list(default) if isinstance(default, tuple) else default
+            origin = self.origin(name)
+            explicit = origin == "cell" or origin.startswith("BB_")
+            mark = f"   <- {origin if origin != 'default' else 'set in code'}" if val != default or explicit else ""
+            lines.append(f"  {name:<{width}} = {val!r}{mark}")
         return "\n".join(lines)
 
     _repr_pretty_ = lambda self, printer, cycle: printer.text(str(self))  # noqa: E731  (IPython shows str())

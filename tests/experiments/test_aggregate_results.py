@@ -255,7 +255,7 @@ def test_every_published_number_has_a_source_and_bad_rows_are_named(tmp_path):
 
 
 def test_committed_summary_is_the_aggregation_of_the_committed_outputs(tmp_path):
-    """outputs/06_aggregate_results.md (which docs/06_aggregate_results.md includes) is what notebook 06 makes of outputs/ today."""
+    """outputs/06_aggregate_results.md (docs/06 includes it) is what notebook 06 makes of outputs/ today."""
     root = Path(__file__).resolve().parents[2]
     if not (bb.data_dir() / "ditbert_glue_outputs").is_dir():
         pytest.skip("the DitBERT sample folders are part of the committed aggregation")

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from .. import metrics as M
 from .. import window_pooling as A
@@ -401,29 +401,34 @@ def compare_to(frame: pd.DataFrame, predictions: pd.DataFrame, baseline: str = "
                samples: int = 1000) -> pd.DataFrame:
     """Each variant against ``baseline`` on the same test documents: the difference in ``metric`` with a paired
     bootstrap 95% CI, and whether the CI excludes 0. Needs the runs' per-document predictions."""
+    columns = ["dataset", "model", "seed", "variant", "baseline", f"{metric}_difference", "ci_low", "ci_high",
+               "beyond_noise", "test_docs"]
     out = []
     frame = frame[frame["notebook"] == NOTEBOOK]
-    runs = frame.drop_duplicates("run_id")
+    runs = frame.drop_duplicates("run_id").assign(strategy=lambda runs: runs["variant"].str.split(" fold").str[0])
     for (dataset, model, seed), group in runs.groupby(["task", "model", "seed"], sort=False):
-        ids = dict(zip(group["variant"], group["run_id"], strict=True))
-        if baseline not in ids:
+        # one variant's test predictions: its run's, or under cross-validation every fold's (out of fold, each
+        # document once), so the paired bootstrap runs over the pooled documents
+        by_strategy = {strategy: predictions[predictions["run_id"].isin(set(part["run_id"]))]
+                        .sort_values("doc_id", kind="stable")
+                        for strategy, part in group.groupby("strategy", sort=False)}
+        if baseline not in by_strategy or not len(by_strategy[baseline]):
             continue
-        base = predictions[predictions["run_id"] == ids[baseline]].sort_values("doc_id", kind="stable")
+        base = by_strategy[baseline]
         labels = np.asarray([json.loads(value) for value in base["label"]])
-        columns = [column for column in base.columns if column.startswith("p_") and base[column].notna().all()]
-        problem = "multilabel" if labels.ndim == 2 else ("binary" if len(columns) == 2 else "multiclass")
-        for variant, run_id in ids.items():
-            if variant == baseline:
-                continue
-            other = predictions[predictions["run_id"] == run_id].sort_values("doc_id", kind="stable")
-            if other["doc_id"].tolist() != base["doc_id"].tolist():
-                continue  # not the same test documents: not a paired comparison
-            diff, low, high = M.paired_bootstrap_difference(other[columns].to_numpy(), base[columns].to_numpy(),
-                                                            labels, problem, metric, samples)
-            out.append({"dataset": dataset, "model": model, "seed": seed, "variant": variant, "baseline": baseline,
+        probability_columns = [column for column in base.columns
+                               if column.startswith("p_") and base[column].notna().all()]
+        problem = "multilabel" if labels.ndim == 2 else ("binary" if len(probability_columns) == 2 else "multiclass")
+        for strategy, other in by_strategy.items():
+            if strategy == baseline or other["doc_id"].tolist() != base["doc_id"].tolist():
+                continue  # the baseline itself, or not the same test documents: not a paired comparison
+            diff, low, high = M.paired_bootstrap_difference(other[probability_columns].to_numpy(),
+                                                            base[probability_columns].to_numpy(), labels, problem,
+                                                            metric, samples)
+            out.append({"dataset": dataset, "model": model, "seed": seed, "variant": strategy, "baseline": baseline,
                         f"{metric}_difference": diff, "ci_low": low, "ci_high": high,
-                        "beyond_noise": bool(low > 0 or high < 0)})
-    return pd.DataFrame(out)
+                        "beyond_noise": bool(low > 0 or high < 0), "test_docs": len(base)})
+    return pd.DataFrame(out, columns=columns)
 
 
 def run_long_documents(cfg: LongDocConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:
@@ -484,9 +489,6 @@ def longdoc_summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 def plot_score_vs_tokens(table: pd.DataFrame, path: str | Path, metric: str = "f1"):
     """Test score (with its bootstrap CI) against encoder tokens per document at inference; one panel per dataset."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     datasets = list(dict.fromkeys(table["dataset"]))

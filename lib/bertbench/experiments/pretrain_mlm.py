@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from ..checkpoint import existing_folder, replace_folder
 from ..config import BaseConfig, check_choice, check_range, check_training_fields

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from ..config import BaseConfig, check_choice, check_range
 from ..data.corpus import Corpus, batched, open_corpus

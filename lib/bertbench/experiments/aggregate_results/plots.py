@@ -21,10 +21,7 @@ def _save(grid_or_fig, path: Path) -> Path:
 
 
 def _seaborn():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # files only; a kernel with a GUI backend keeps it
-    import seaborn as sns
+    import seaborn as sns  # no backend chosen here: a kernel keeps its inline one (bertbench.display)
 
     sns.set_theme(style="whitegrid", context="notebook")
     return sns

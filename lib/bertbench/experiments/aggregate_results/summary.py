@@ -202,7 +202,8 @@ def _glue_markdown(table: pd.DataFrame, cells: pd.DataFrame, tasks: Sequence[str
 
 
 def summary_markdown(result: Aggregation, link_prefix: str = "") -> str:
-    """The aggregation as markdown (docs/06_aggregate_results.md includes it); figures linked as ``<link_prefix>figures/<name>.png``."""
+    """The aggregation as markdown (docs/06_aggregate_results.md includes it); figures linked as
+    ``<link_prefix>figures/<name>.png``."""
     cfg = result.config
     lines = ["### What was aggregated", ""]
     if len(result.files):

@@ -445,3 +445,26 @@ def glue_summary(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     means = M.glue_means(dict(zip(table["task"], table["score_median"], strict=True)) if len(table) else {},
                          expected=TRAINABLE_TASKS)
     return table, means
+
+
+def plot_dev_scores(frame: pd.DataFrame, path: str | Path):
+    """Dev score per task: one dot per seed, the median as a bar; saved to ``path`` and returned (shown inline by
+    :func:`bertbench.display.show`)."""
+    import matplotlib.pyplot as plt
+
+    scores = frame[(frame["split"] == "dev") & (frame["metric"] == "score")]
+    tasks = list(dict.fromkeys(scores["task"]))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(tasks) + 1.5), 3.6))
+    for position, task in enumerate(tasks):
+        values = scores[scores["task"] == task]["value"].astype(float)
+        ax.bar(position, values.median(), color="tab:blue", alpha=0.35, width=0.6)
+        ax.scatter([position] * len(values), values, color="tab:blue", zorder=3, s=22)
+    ax.set_xticks(range(len(tasks)), tasks)
+    ax.set_ylabel("dev score (GLUE's task score)")
+    ax.set_title(f"{', '.join(sorted(set(scores['model'])))}: median over seeds (bar), each seed (dot)", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return fig

@@ -379,8 +379,6 @@ def plot_layer_curves(frame: pd.DataFrame, path: str | Path, metric: str = "accu
     """One panel per (task, pooling): probe dev ``metric`` per layer, pretrained vs fine-tuned, with the control
     probe (thin), the majority-class floor (dashed) and the fine-tuned model's own head (dotted)."""
     import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     table = probe_summary(frame[frame["task"] != "squad2"], metric)
