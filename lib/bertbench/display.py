@@ -23,6 +23,12 @@ def in_kernel() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
+def _display(obj) -> None:
+    from IPython.display import display
+
+    display(obj)
+
+
 def show(obj, *, digits: int | None = 4) -> None:
     """Show ``obj`` as the cell's output: a DataFrame as an HTML table in a kernel (text in a plain run, every row
     and column), a matplotlib figure or seaborn grid inline (closed afterwards), a PNG path as an image; anything
@@ -31,36 +37,23 @@ def show(obj, *, digits: int | None = 4) -> None:
     Args:
         digits: DataFrames are rounded to this many decimals for reading (``None``: as they are).
     """
+    kernel = in_kernel()
+    figure = getattr(obj, "figure", obj)  # a seaborn grid holds its figure
     if isinstance(obj, pd.DataFrame | pd.Series):
         frame = obj.round(digits) if digits is not None else obj
-        if in_kernel():
-            from IPython.display import display
-
-            display(frame)
-        else:
-            print(frame.to_string())
-        return
-    figure = getattr(obj, "figure", obj)  # a seaborn grid holds its figure
-    if hasattr(figure, "savefig"):
+        _display(frame) if kernel else print(frame.to_string())
+    elif hasattr(figure, "savefig"):
         import matplotlib.pyplot as plt
 
-        if in_kernel():
-            from IPython.display import display
+        if kernel:
+            _display(figure)
+        plt.close(figure)  # shown once: the inline backend would draw an open figure again at the cell's end
+    elif isinstance(obj, str | Path) and str(obj).endswith(".png"):
+        if kernel:
+            from IPython.display import Image
 
-            display(figure)
-        plt.close(figure)
-        return
-    if isinstance(obj, str | Path) and str(obj).endswith(".png"):
-        if in_kernel():
-            from IPython.display import Image, display
-
-            display(Image(filename=str(obj)))
+            _display(Image(filename=str(obj)))
         else:
             print(f"figure -> {obj}")
-        return
-    if in_kernel():
-        from IPython.display import display
-
-        display(obj)
     else:
-        print(obj)
+        _display(obj) if kernel else print(obj)
