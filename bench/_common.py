@@ -34,6 +34,25 @@ def run_isolated(fn: Callable[..., dict], **kwargs) -> dict:
         return pool.submit(_measured, fn, kwargs).result()
 
 
+def tiny_encoder() -> str:
+    """A random 2-layer, 64-wide BERT with the packaged MiniLM tokenizer, saved to a temporary folder (removed at exit)
+    that both sides of a benchmark load like any checkpoint: the ``--tiny`` smoke tests then take seconds a side."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from transformers import BertModel
+
+    from bertbench.models import load_tokenizer, random_bert_config
+
+    folder = tempfile.mkdtemp(prefix="bench-tiny-encoder-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    tokenizer = load_tokenizer("minilm")
+    BertModel(random_bert_config("random-bert-2x64", tokenizer)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def _measured(fn: Callable[..., dict], kwargs: dict) -> dict:
     import torch
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import finish, interleaved, parse_systems, run_isolated
+from _common import finish, interleaved, parse_systems, run_isolated, tiny_encoder
 
 SYSTEMS = ("trainer_pad128", "trainer_dynamic", "trainer_dynamic_bf16", "bertbench")
 
@@ -190,11 +190,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--warmup-ratio", type=float, default=0.0)
-    parser.add_argument("--tiny", action="store_true", help="smoke test: 64 examples, 1 seed, max_len 32")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke test: a random 2x64 BERT, 64 examples, 1 seed, max_len 32")
     parser.add_argument("--out", default=None, help="results CSV (default bench/results/glue_vs_trainer.csv)")
     opts = parser.parse_args(argv)
     if opts.tiny:
         opts.seeds, opts.train_examples, opts.eval_examples, opts.max_len = "0", 64, 32, 32
+        opts.model = tiny_encoder() if opts.model == "minilm" else opts.model
     args = {"model": opts.model, "train_examples": opts.train_examples, "eval_examples": opts.eval_examples,
             "epochs": opts.epochs, "batch_size": opts.batch_size, "eval_batch_size": opts.eval_batch_size,
             "max_len": opts.max_len, "lr": opts.lr, "weight_decay": opts.weight_decay,

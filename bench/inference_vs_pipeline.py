@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _common import finish, parse_systems, run_isolated
+from _common import finish, parse_systems, run_isolated, tiny_encoder
 
 SYSTEMS = ("pipeline", "pipeline_batched", "bertbench")
 
@@ -123,11 +123,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=0, help="first N examples of each set (0 = all)")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
-    parser.add_argument("--tiny", action="store_true", help="smoke test: 1 repeat of 24 examples, tiny fine-tunes")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke test: a random 2x64 BERT, 1 repeat of 24 examples, tiny fine-tunes")
     parser.add_argument("--out", default=None, help="results CSV (default bench/results/inference_vs_pipeline.csv)")
     opts = parser.parse_args(argv)
     if opts.tiny:
         opts.finetune_examples, opts.finetune_docs, opts.repeats, opts.limit = 64, 8, 1, 24
+        opts.model = tiny_encoder() if opts.model == "minilm" else opts.model
     systems = parse_systems(parser, opts.systems, SYSTEMS)
     with tempfile.TemporaryDirectory() as tmp:
         made = run_isolated(make_checkpoints, args=vars(opts), folder=tmp)

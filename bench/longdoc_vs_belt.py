@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from _common import finish, interleaved, parse_systems, run_isolated
+from _common import finish, interleaved, parse_systems, run_isolated, tiny_encoder
 
 SYSTEMS = ("belt", "bertbench", "bertbench_attn0.1")
 
@@ -151,11 +151,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--stride", type=int, default=448)
     parser.add_argument("--minimal-chunk-length", type=int, default=32)
     parser.add_argument("--maximal-text-length", type=int, default=1024)
-    parser.add_argument("--tiny", action="store_true", help="smoke test: 16 training and 8 test documents, 1 epoch")
+    parser.add_argument("--tiny", action="store_true",
+                        help="smoke test: a random 2x64 BERT, 16 training and 8 test documents, 1 epoch")
     parser.add_argument("--out", default=None, help="results CSV (default bench/results/longdoc_vs_belt.csv)")
     opts = parser.parse_args(argv)
     if opts.tiny:
         opts.train_docs, opts.eval_docs, opts.epochs, opts.maximal_text_length = 16, 8, 1, 600
+        opts.model = tiny_encoder() if opts.model == "minilm" else opts.model
     args = {key: getattr(opts, key) for key in ("model", "train_docs", "eval_docs", "epochs", "batch_size", "lr",
                                                 "chunk_size", "stride", "minimal_chunk_length",
                                                 "maximal_text_length")}

@@ -20,7 +20,7 @@ import bertbench as bb
 
 # %% tags=["parameters"]
 # The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
-preset = None  # "tiny" | "cpu" | "full"
+preset = None  # "tiny" | "cpu" | "gpu" | "full"; None: "cpu", or "gpu" when CUDA is available
 kinds = None  # e.g. ("wordpiece", "bpe")
 vocab_size = None
 corpus = None  # "wikipedia", a text file/folder, or hf:<dataset>:<split>:<column> online

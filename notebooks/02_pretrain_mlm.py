@@ -12,7 +12,8 @@
 #   checkpoint and the final model under `runs/pretrain/<name>/` (outside git).
 # - **Resume:** an interrupted run continues from its last checkpoint when the same command is run again
 #   (`BB_RESUME=0` starts afresh).
-# - **Runs on:** CPU (`tiny`: seconds; `cpu`: 35 minutes of training) or GPU (`full`: BERT-base, bf16).
+# - **Runs on:** CPU (`tiny`: seconds; `cpu`: 35 minutes of training) or GPU (`gpu`, taken when CUDA is available: an 8-layer encoder for an hour;
+#   `full`: BERT-base, bf16, 24 hours).
 #
 # Quick run: `BB_PRESET=tiny python notebooks/02_pretrain_mlm.py`
 
@@ -21,7 +22,7 @@ import bertbench as bb
 
 # %% tags=["parameters"]
 # The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
-preset = None  # "tiny" | "cpu" | "full"
+preset = None  # "tiny" | "cpu" | "gpu" | "full"; None: "cpu", or "gpu" when CUDA is available
 arch = None  # "bert" | "roberta-preln"
 size = None  # "nano" | "tiny" | "mini" | "small" | "medium" | "base"
 max_minutes = None  # training budget

@@ -10,7 +10,8 @@
 #   configuration replaces its rows; `tiny` runs write to `runs/tiny-outputs/` instead), best checkpoints and GLUE submission TSVs under `runs/glue/<run_id>/`.
 # - **Selection:** by default the best epoch is chosen on 10% of the training data held out, and reported on dev,
 #   which played no part in any choice (`selection` column). `BB_SELECTION=dev` is DitBERT's optimistic rule.
-# - **Runs on:** CPU (`tiny`: seconds; `cpu`: see README) or GPU (`full`).
+# - **Runs on:** CPU (`tiny`: seconds; `cpu`: see README) or GPU (`gpu`, taken when CUDA is available: the six small tasks on
+#   their whole training sets, 3 seeds; `full`: every task).
 #
 # Quick run: `BB_PRESET=tiny python notebooks/03_glue_finetune.py`
 
@@ -19,7 +20,7 @@ import bertbench as bb
 
 # %% tags=["parameters"]
 # The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
-preset = None  # "tiny" | "cpu" | "full"
+preset = None  # "tiny" | "cpu" | "gpu" | "full"; None: "cpu", or "gpu" when CUDA is available
 tasks = None  # e.g. ("rte", "mrpc")
 seeds = None  # e.g. (0, 1, 2)
 model = None  # "minilm", a save_pretrained folder, or a hub name online

@@ -23,7 +23,7 @@ import bertbench as bb
 
 # %% tags=["parameters"]
 # The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
-preset = None  # "tiny" | "cpu" | "full"
+preset = None  # "tiny" | "cpu" | "gpu" | "full"; None: "cpu", or "gpu" when CUDA is available
 datasets = None  # e.g. ("hyperpartisan", "bbc") or a CSV/JSONL path
 runs = None  # e.g. ("head", "head_tail", "windows+mean_logits")
 seeds = None

@@ -25,7 +25,7 @@ import bertbench as bb
 
 # %% tags=["parameters"]
 # The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
-preset = None  # "tiny" | "cpu" | "full"
+preset = None  # "tiny" | "cpu" | "gpu" | "full"; None: "cpu", or "gpu" when CUDA is available
 tasks = None  # e.g. ("sst2", "cola")
 model = None
 poolings = None  # e.g. ("cls", "mean")

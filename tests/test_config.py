@@ -3,9 +3,11 @@ import warnings
 import pytest
 
 import bertbench as bb
+from bertbench.experiments.long_documents import ALL_RUNS
 
 
-def test_presets_differ_and_default_is_cpu():
+def test_presets_differ_and_default_is_cpu(monkeypatch):
+    monkeypatch.setattr("bertbench.config._cuda_available", lambda: False)
     cpu = bb.GlueConfig.from_env(environ={})
     tiny = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny"})
     assert cpu.preset == "cpu" and cpu.model == "minilm"
@@ -104,3 +106,29 @@ def test_printed_config_marks_every_value_not_at_its_default_with_its_origin():
     assert lines["lr"].endswith("<- BB_LR") and lines["tasks"].endswith("<- cell")
     assert lines["max_len"].endswith("<- preset tiny") and lines["preset"].endswith("<- BB_PRESET")
     assert "<-" not in lines["patience"]  # at the class default: unmarked
+
+
+CONFIGS = [bb.TokenizerConfig, bb.PretrainConfig, bb.GlueConfig, bb.LongDocConfig, bb.ProbeConfig, bb.HeadsConfig,
+           bb.AggregateConfig]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda config: config.__name__)
+def test_with_cuda_and_no_preset_chosen_every_notebook_takes_the_gpu_preset_and_says_so(monkeypatch, config):
+    monkeypatch.setattr("bertbench.config._cuda_available", lambda: True)
+    cfg = config.from_env({})
+    assert cfg.preset == "gpu" and cfg.origin("preset").startswith("automatic: a CUDA device")
+    preset_line = next(line for line in str(cfg).splitlines() if line.strip().startswith("preset "))
+    assert "<- automatic: a CUDA device is available" in preset_line
+    # a preset the user chose wins, in the cell or through BB_PRESET
+    assert config.from_env({}, preset="cpu").preset == "cpu"
+    assert config.from_env({"BB_PRESET": "tiny"}).preset == "tiny"
+    monkeypatch.setattr("bertbench.config._cuda_available", lambda: False)
+    assert config.from_env({}).preset == "cpu" and config.from_env({}).origin("preset") == "default"
+
+
+def test_the_gpu_presets_train_on_whole_training_sets_with_three_seeds():
+    glue = bb.GlueConfig.from_env({"BB_PRESET": "gpu"})
+    assert glue.max_train_examples == 0 and glue.seeds == (0, 1, 2) and glue.model == "minilm"
+    longdoc = bb.LongDocConfig.from_env({"BB_PRESET": "gpu"})
+    assert longdoc.seeds == (0, 1, 2) and longdoc.dataset_overrides == "" and longdoc.runs == ALL_RUNS
+    assert bb.ProbeConfig.from_env({"BB_PRESET": "gpu"}).max_probe_train_examples == 0

@@ -28,6 +28,12 @@ TRAINING_RUNTIME = ("num_threads", "resume", "checkpoint_every", "checkpoint_min
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def coerce(value: Any, annotation: Any, name: str) -> Any:
     """Convert a string (from the environment or a task override) to ``annotation``; other values pass through."""
     if not isinstance(value, str):
@@ -81,8 +87,17 @@ class BaseConfig:
 
     # fields that do not change what a run computes (see TRAINING_RUNTIME)
     RUNTIME: ClassVar[tuple[str, ...]] = ("num_threads", "resume")
-    # preset name -> field overrides applied on top of the dataclass defaults
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}, "cpu": {}, "full": {}}
+    # preset name -> field overrides applied on top of the dataclass defaults; "gpu" is the preset taken when CUDA is
+    # available and none was chosen (minutes to an hour on one GPU; "full" stays the paper-scale run)
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}, "cpu": {}, "gpu": {}, "full": {}}
+
+    @classmethod
+    def automatic_preset(cls) -> tuple[str, str]:
+        """(preset, why) when the user chose none: ``gpu`` where CUDA is available and the config has one, else the
+        class default."""
+        if "gpu" in cls.PRESETS and _cuda_available():
+            return "gpu", "automatic: a CUDA device is available (BB_PRESET=cpu or preset = 'cpu' to override)"
+        return cls.preset, "default"
 
     @classmethod
     def field_types(cls) -> dict[str, Any]:
@@ -125,7 +140,10 @@ class BaseConfig:
         bad_keys = sorted(set(overrides) - set(types_by_field))
         if bad_keys:
             raise ValueError(f"{cls.__name__} has no field(s) {bad_keys}; fields are {sorted(types_by_field)}")
-        preset = given.get("BB_PRESET") or overrides.get("preset") or cls.preset
+        preset = given.get("BB_PRESET") or overrides.get("preset")
+        preset_origin = "BB_PRESET" if given.get("BB_PRESET") else "cell" if preset else None
+        if not preset:
+            preset, preset_origin = cls.automatic_preset()
         if preset not in cls.PRESETS:
             raise ValueError(f"unknown preset {preset!r} for {cls.__name__}; presets are {sorted(cls.PRESETS)}")
         values: dict[str, Any] = dict(cls.PRESETS[preset])
@@ -142,6 +160,7 @@ class BaseConfig:
                 values[name] = given[key]
                 origins[name] = key
         values["preset"] = preset
+        origins["preset"] = preset_origin
         values = {name: coerce(val, types_by_field[name], name) for name, val in values.items()}
         config = cls(**values)
         object.__setattr__(config, "_origins", origins)
@@ -207,7 +226,7 @@ class BaseConfig:
             default = defaults[name]
             default = list(default) if isinstance(default, tuple) else default
             origin = self.origin(name)
-            explicit = origin == "cell" or origin.startswith("BB_")
+            explicit = origin == "cell" or origin.startswith(("BB_", "automatic"))
             mark = f"   <- {origin if origin != 'default' else 'set in code'}" if val != default or explicit else ""
             lines.append(f"  {name:<{width}} = {val!r}{mark}")
         return "\n".join(lines)

@@ -1,9 +1,20 @@
-"""Task metrics (torchmetrics), GLUE task scores, and GLUE means.
+"""Task metrics, GLUE task scores, and GLUE means.
 
 GLUE task score = the mean of the task's metrics (MRPC/QQP: accuracy and F1; STS-B: Pearson and Spearman; CoLA:
 Matthews correlation; the rest: accuracy). bertbench scores MNLI as one task, the mean of matched and mismatched
 accuracy, and keeps both as separate metric rows. The GLUE summary is reported both as the arithmetic and the
 harmonic mean over the tasks present (cramming's GLUE_amean / GLUE_hmean), with the missing tasks named.
+
+The metrics are computed here in float64 NumPy, row-wise so that the bootstrap of notebook 06 scores thousands of
+resamples at once with the same code, and checked against scikit-learn and SciPy in ``tests/test_metrics.py``.
+Not torchmetrics (the house convention), for three measured reasons: its MCC of a constant prediction is 0.0256 where
+GLUE's scorer says 0 (torchmetrics #3355); its Spearman adds an epsilon (0.0 for a constant prediction, off SciPy by up
+to 4e-6 at n = 2-3) while its Pearson of a constant is NaN or about 0 depending on the constant; and importing it
+took 4.2 s of the 8.3 s that ``import bertbench`` cost (it pulls scipy.signal and its text metrics' transformers
+code), in every notebook, kernel and test process.
+
+A correlation or MCC that is undefined (a constant prediction or label row) is 0, never NaN: no skill, and a number
+every mean can take (SciPy returns NaN there, which would silently drop the task from a GLUE mean).
 """
 
 from __future__ import annotations
@@ -13,20 +24,19 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import torch
-from torchmetrics.functional import accuracy, f1_score, pearson_corrcoef, spearman_corrcoef
 
 from .data.glue import GlueTask
 
 
+def _rows(values) -> np.ndarray:
+    array = np.asarray(values)
+    return array[None] if array.ndim == 1 else array
+
+
 def matthews(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Matthews correlation of each row of (B, N) class-id arrays, 0 where it is undefined (a constant prediction or
-    label row), as scikit-learn and GLUE's own scorer define it.
-
-    torchmetrics 1.9 returns a small non-zero value for a constant prediction instead (0.0256 for an all-"acceptable"
-    CoLA dev prediction; torchmetrics issue #3355), which would credit a majority-class model with skill.
-    """
-    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    label row), as scikit-learn and GLUE's own scorer define it."""
+    predictions, labels = _rows(predictions).astype(np.int64), _rows(labels).astype(np.int64)
     rows = len(predictions)
     k = int(max(predictions.max(initial=0), labels.max(initial=0))) + 1
     offsets = np.arange(rows)[:, None] * k * k
@@ -40,37 +50,82 @@ def matthews(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.zeros(rows), where=denominator > 0)
 
 
+def binary_f1(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """F1 of class 1 for each row of (B, N) 0/1 arrays (GLUE's F1 for MRPC/QQP); 0 where class 1 is neither predicted
+    nor present."""
+    predictions, labels = _rows(predictions) == 1, _rows(labels) == 1
+    tp = (predictions & labels).sum(axis=1)
+    denominator = predictions.sum(axis=1) + labels.sum(axis=1)
+    return np.divide(2.0 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
+
+
+def pearson(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of (B, N) float arrays (float64), 0 where a row is constant."""
+    predictions = _rows(predictions).astype(np.float64)
+    labels = _rows(labels).astype(np.float64)
+    # constant means max == min, decided on the values themselves (centring a constant row can leave rounding noise)
+    varies = (np.ptp(predictions, axis=1) > 0) & (np.ptp(labels, axis=1) > 0)
+    predictions = predictions - predictions.mean(axis=1, keepdims=True)
+    labels = labels - labels.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((predictions**2).sum(axis=1)) * np.sqrt((labels**2).sum(axis=1))
+    out = np.divide((predictions * labels).sum(axis=1), denominator, out=np.zeros(len(predictions)),
+                    where=varies & (denominator > 0))
+    return np.clip(out, -1.0, 1.0)
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..N of each row of (B, N), ties given their average rank (SciPy's ``rankdata(method="average")``)."""
+    values = _rows(values)
+    order = np.argsort(values, axis=1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=1)
+    ranks = np.empty(values.shape, dtype=np.float64)
+    for row in range(len(values)):  # ties differ per row; each row is one vectorised pass
+        new = np.r_[True, ordered[row, 1:] != ordered[row, :-1]]
+        starts = np.flatnonzero(new)
+        counts = np.diff(np.r_[starts, values.shape[1]])
+        ranks[row, order[row]] = (starts + (counts + 1) / 2.0)[np.cumsum(new) - 1]
+    return ranks
+
+
+def spearman(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Spearman correlation of each row of (B, N): Pearson of average ranks, 0 where a row is constant."""
+    return pearson(average_ranks(predictions), average_ranks(labels))
+
+
 def classification_metrics(predictions: Sequence[int], labels: Sequence[int], num_classes: int,
                            names: Sequence[str]) -> dict[str, float]:
-    """Metrics of hard class predictions. F1 is binary (positive = class 1), as GLUE reports it for MRPC/QQP."""
-    preds = torch.as_tensor(np.asarray(predictions), dtype=torch.long)
-    target = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    task = "binary" if num_classes == 2 else "multiclass"
+    """Metrics of hard class predictions. F1 is binary (positive = class 1) for two classes, as GLUE reports it for
+    MRPC/QQP, and macro-averaged over the classes present in either array otherwise (scikit-learn's ``macro``)."""
+    preds, target = np.asarray(predictions, dtype=np.int64), np.asarray(labels, dtype=np.int64)
     out: dict[str, float] = {}
     for name in names:
         if name == "accuracy":
-            out[name] = float(accuracy(preds, target, task=task, num_classes=num_classes))
+            out[name] = float((preds == target).mean()) if len(target) else 0.0
         elif name == "f1":
-            out[name] = float(f1_score(preds, target, task=task, num_classes=num_classes, average="macro"
-                                       if task == "multiclass" else "micro"))
+            if num_classes == 2:
+                out[name] = float(binary_f1(preds, target)[0])
+            else:
+                present = np.union1d(preds, target)
+                out[name] = float(np.mean([binary_f1(preds == k, target == k)[0] for k in present])) \
+                    if len(present) else 0.0
         elif name == "mcc":
-            out[name] = float(matthews(preds.numpy()[None], target.numpy()[None])[0])
+            out[name] = float(matthews(preds, target)[0])
         else:
             raise KeyError(f"unknown classification metric {name!r}")
     return out
 
 
 def regression_metrics(predictions: Sequence[float], labels: Sequence[float], names: Sequence[str]) -> dict[str, float]:
-    preds = torch.tensor(np.asarray(predictions, dtype=np.float64))  # a copy: pandas may hand over read-only arrays
-    target = torch.tensor(np.asarray(labels, dtype=np.float64))
+    """Pearson, Spearman (0 for a constant prediction) and MSE of float predictions."""
+    preds, target = np.asarray(predictions, dtype=np.float64), np.asarray(labels, dtype=np.float64)
     out: dict[str, float] = {}
     for name in names:
         if name == "pearson":
-            out[name] = float(pearson_corrcoef(preds, target))
+            out[name] = float(pearson(preds, target)[0])
         elif name == "spearman":
-            out[name] = float(spearman_corrcoef(preds, target))
+            out[name] = float(spearman(preds, target)[0])
         elif name == "mse":
-            out[name] = float(torch.mean((preds - target) ** 2))
+            out[name] = float(np.mean((preds - target) ** 2))
         else:
             raise KeyError(f"unknown regression metric {name!r}")
     return out

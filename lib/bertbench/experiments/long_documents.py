@@ -120,6 +120,9 @@ class LongDocConfig(BaseConfig):
                      max_windows_per_pass=8, eval_batch_size=8, lr=1e-3, epochs=2, patience=0,
                      bootstrap_samples=200),
         "cpu": {},
+        # minutes on one GPU: every run, 3 seeds, BBC on its whole training split, 4,096 tokens per document
+        "gpu": dict(runs=ALL_RUNS, seeds=(0, 1, 2), dataset_overrides="", maximal_text_length=4096, epochs=3,
+                    max_windows_per_pass=64, batch_size=16, lr=5e-5),
         "full": dict(runs=ALL_RUNS, seeds=(0, 1, 2), dataset_overrides="", maximal_text_length=4096, epochs=5,
                      max_windows_per_pass=64, batch_size=16, lr=5e-5),
     }

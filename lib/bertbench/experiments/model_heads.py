@@ -79,6 +79,7 @@ class HeadsConfig(GlueConfig):
         "tiny": dict(model="random-bert-2x64", max_train_examples=48, max_eval_examples=24, max_len=64,
                      batch_size=16, eval_batch_size=32, lr=1e-3, epochs=2, pair_seeds=(0,), seeds=(0,)),
         "cpu": dict(fusions=("concat_diff", "mean"), pair_seeds=(0,)),
+        "gpu": dict(max_train_examples=0, lr=5e-5, seeds=(0, 1, 2), pair_seeds=(0, 1, 2)),
         "full": dict(max_train_examples=0, lr=5e-5, seeds=(0, 1, 2), pair_seeds=(0, 1, 2)),
     }
 

@@ -54,6 +54,7 @@ class TokenizerConfig(BaseConfig):
     PRESETS = {
         "tiny": dict(max_docs=300, vocab_size=1000, eval_max_docs=3, model_max_length=128),
         "cpu": {},
+        "gpu": {},  # tokenizer training runs on the CPU; on a GPU machine it is the cpu preset
         "full": dict(vocab_size=32768),
     }
 

@@ -18,24 +18,13 @@ from .protocol import GLUE_TASKS, OPTIMISTIC, PROTOCOL, SYSTEM, ProtocolError
 
 # --------------------------------------------------------------------------------------------------------- bootstrap
 def _resampled_metric(name: str, pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """``name`` of each resample: ``pred`` and ``gold`` are (B, N), one resample of the dev set per row."""
-    if name == "accuracy":
-        return (pred == gold).mean(axis=1)
-    if name == "f1":  # binary F1 of class 1, as GLUE reports it for MRPC/QQP
-        tp = ((pred == 1) & (gold == 1)).sum(axis=1)
-        denominator = (pred == 1).sum(axis=1) + (gold == 1).sum(axis=1)
-        return np.divide(2 * tp, denominator, out=np.zeros(len(pred)), where=denominator > 0)
-    if name == "mcc":
-        return M.matthews(pred, gold)
-    if name in ("pearson", "spearman"):
-        if name == "spearman":  # Pearson of average ranks, per resample
-            pred = pd.DataFrame(pred).rank(axis=1).to_numpy()
-            gold = pd.DataFrame(gold).rank(axis=1).to_numpy()
-        pred = pred - pred.mean(axis=1, keepdims=True)
-        gold = gold - gold.mean(axis=1, keepdims=True)
-        denominator = np.sqrt((pred**2).sum(axis=1) * (gold**2).sum(axis=1))
-        return np.divide((pred * gold).sum(axis=1), denominator, out=np.zeros(len(pred)), where=denominator > 0)
-    raise KeyError(f"no resampled version of metric {name!r}")
+    """``name`` of each resample: ``pred`` and ``gold`` are (B, N), one resample of the dev set per row (the same
+    row-wise functions that score a single run)."""
+    functions = {"accuracy": lambda p, g: (p == g).mean(axis=1), "f1": M.binary_f1, "mcc": M.matthews,
+                 "pearson": M.pearson, "spearman": M.spearman}
+    if name not in functions:
+        raise KeyError(f"no resampled version of metric {name!r}")
+    return functions[name](pred, gold)
 
 
 def resampled_scores(task_name: str, predictions: np.ndarray, labels: np.ndarray, picks: np.ndarray) -> np.ndarray:

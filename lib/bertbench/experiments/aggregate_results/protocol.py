@@ -44,7 +44,7 @@ class AggregateConfig(BaseConfig):
     ci_level: float = 0.95
     seed: int = 0
 
-    PRESETS = {"tiny": {"bootstrap_samples": 200}, "cpu": {}, "full": {}}
+    PRESETS = {"tiny": {"bootstrap_samples": 200}, "cpu": {}, "gpu": {}, "full": {}}
 
     def validate(self) -> None:
         super().validate()

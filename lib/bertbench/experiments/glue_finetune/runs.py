@@ -87,6 +87,8 @@ class GlueConfig(BaseConfig):
                      max_train_examples=64, max_eval_examples=32, max_len=64, batch_size=16, eval_batch_size=32,
                      lr=1e-3, epochs=2, keep_checkpoints=False),
         "cpu": {},
+        # minutes on one GPU: the six small tasks on their whole training sets, 3 seeds
+        "gpu": dict(seeds=(0, 1, 2), task_overrides="", max_train_examples=0, lr=5e-5, batch_size=32, epochs=3),
         "full": dict(tasks=TRAINABLE_TASKS, seeds=(0, 1, 2), task_overrides="", max_train_examples=0, lr=5e-5,
                      batch_size=32, epochs=3),
     }

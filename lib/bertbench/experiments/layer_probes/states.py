@@ -46,9 +46,10 @@ def _files_sha1(files: tuple[tuple[str, int, int], ...]) -> str:
     return digest.hexdigest()
 
 
-def load_frozen(name: str, trust_remote_code: bool = False):
-    """The encoder for probing, in eval mode with gradients off: a ``*ForSequenceClassification`` checkpoint keeps its
-    head (its own predictions are reported next to the probes), anything else loads as ``AutoModel``."""
+def load_frozen(name: str, trust_remote_code: bool = False, device: torch.device | str | None = None):
+    """The encoder for probing, in eval mode with gradients off, on ``device`` (default: the GPU when there is one):
+    a ``*ForSequenceClassification`` checkpoint keeps its head (its own predictions are reported next to the
+    probes), anything else loads as ``AutoModel``."""
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
     path = resolve_model(name)
@@ -58,7 +59,17 @@ def load_frozen(name: str, trust_remote_code: bool = False):
     auto = AutoModelForSequenceClassification if has_head else AutoModel
     model = auto.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=True)
     model.eval().requires_grad_(False)
-    return model
+    return model.to(device if device is not None else default_device())
+
+
+def default_device() -> torch.device:
+    """Where frozen encoders run: the first CUDA device when there is one, else the CPU."""
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _on(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    device = next(model.parameters()).device
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
 def _cache_file(kind: str, key: dict) -> Path:
@@ -89,12 +100,14 @@ def sentence_states(name: str, tokenizer, examples: Examples, *, max_len: int, p
     logits, order = [], []
     for indices in tqdm(SortedBatchSampler(dataset.lengths, batch_size), desc=desc, leave=False, mininterval=2.0):
         batch = collate([{k: v for k, v in dataset[i].items() if k != "labels"} for i in indices])
+        batch = _on(model, batch)
         out = model(**batch, output_hidden_states=True)
         layers = torch.stack(out.hidden_states)  # (L+1, B, T, H)
         for how in poolings:
-            pooled[how].append(torch.stack([pool(layer, batch["attention_mask"], how) for layer in layers]))
+            per_layer = torch.stack([pool(layer, batch["attention_mask"], how) for layer in layers])
+            pooled[how].append(per_layer.float().cpu())
         if getattr(out, "logits", None) is not None:
-            logits.append(out.logits.float())
+            logits.append(out.logits.float().cpu())
         order.extend(indices)
     inverse = torch.empty(len(order), dtype=torch.long)
     inverse[torch.tensor(order)] = torch.arange(len(order))  # back to the examples' order
@@ -132,11 +145,11 @@ def token_states(name: str, tokenizer, features, *, batch_size: int = 32, trust_
                 item["token_type_ids"] = features.token_type_ids[i]
             items.append(item)
         batch = collate(items)
-        hidden = model(**batch, output_hidden_states=True).hidden_states  # L+1 x (B, T_b, H)
+        hidden = model(**_on(model, batch), output_hidden_states=True).hidden_states  # L+1 x (B, T_b, H)
         if per_layer is None:
             per_layer = [torch.zeros(len(features), width, layer.shape[-1], dtype=torch.float16) for layer in hidden]
         for store, layer in zip(per_layer, hidden, strict=True):
-            store[start:start + layer.shape[0], :layer.shape[1]] = layer.to(torch.float16)
+            store[start:start + layer.shape[0], :layer.shape[1]] = layer.to(torch.float16).cpu()
     paths = []
     for index, store in enumerate(per_layer or []):
         path = _cache_file(f"tokens-layer{index}", key)

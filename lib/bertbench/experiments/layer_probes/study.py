@@ -35,7 +35,7 @@ from .probes import (
     probe_logits,
     span_logits,
 )
-from .states import SENTENCE_POOLINGS, sentence_states, token_states
+from .states import SENTENCE_POOLINGS, default_device, sentence_states, token_states
 
 NOTEBOOK = "05_layer_probes"
 
@@ -79,6 +79,7 @@ class ProbeConfig(BaseConfig):
                      max_eval_examples=32, max_len=64, batch_size=32, probe_epochs=5, probe_lr=1e-2,
                      squad_max_len=64, doc_stride=16),
         "cpu": {},
+        "gpu": dict(max_probe_train_examples=0),  # every training sentence, states on the GPU
         "full": dict(max_probe_train_examples=0, probe_epochs=50),
     }
 
@@ -260,7 +261,7 @@ def _rows(cfg: ProbeConfig, run_id: str, task: str, init: str, model_name: str, 
     common = {"run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
               "task": task, "seed": cfg.seed, "init": init, "head_init": "probe", "selection": "last_epoch",
               "max_len": max_len or cfg.max_len, "train_examples": train_examples,
-              "device": device_description(torch.device("cpu")), "wall_s": round(time.perf_counter() - started, 2),
+              "device": device_description(default_device()), "wall_s": round(time.perf_counter() - started, 2),
               "config": json.dumps({**cfg.recorded(), "encoder": model_name}, sort_keys=True)}
     rows = []
     for (variant, layer), group in itertools.groupby(entries, key=lambda entry: (entry[0], entry[2])):
