@@ -47,8 +47,9 @@ runs = bb.run_glue(cfg, results_path)
 # %%
 table, means = bb.glue_summary(runs)
 bb.show(table)
-print(f"GLUE over {means['n_tasks']} tasks: arithmetic mean {means['amean']:.4f}, "
-      f"harmonic mean {means['hmean']:.4f}; missing: {', '.join(means['missing']) or 'none'}")
+print(f"GLUE mean over {means['n_tasks']} tasks ({means['convention_text']}): arithmetic {means['amean']:.4f}, "
+      f"harmonic {means['hmean']:.4f}; missing: {', '.join(means['missing']) or 'none'}; "
+      f"not counted: {', '.join(means['left_out']) or 'none'}")
 
 # %%
 figure_path = results_path.parent / "figures" / "03_glue_finetune.png"

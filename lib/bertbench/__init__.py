@@ -12,6 +12,7 @@ from .experiments.aggregate_results import (
                                 ProtocolError,
                                 aggregate_outputs,
                                 compare_systems,
+                                ditbert_table,
                                 glue_cells,
                                 glue_table,
                                 import_ditbert,
@@ -56,7 +57,7 @@ __all__ = [
     "load_documents", "LongDocConfig", "longdoc_summary", "plot_score_vs_tokens", "run_long_documents", "PeakMemory",
     "compare_to", "predictions_path", "predict_saved_runs", "prediction_metrics",
     "HeadModel", "MultitaskModel", "SequenceClassifier", "TwoInputModel", "pool", "HeadsConfig", "heads_summary",
-    "run_heads", "AggregateConfig", "ProtocolError", "aggregate_outputs", "compare_systems", "glue_cells", "glue_table",
-    "import_ditbert", "load_references", "write_aggregation",
+    "run_heads", "AggregateConfig", "ProtocolError", "aggregate_outputs", "compare_systems", "ditbert_table",
+    "glue_cells", "glue_table", "import_ditbert", "load_references", "write_aggregation",
     "ProbeConfig", "plot_layer_curves", "probe_summary", "run_probes", "selectivity", "show",
 ]

@@ -45,11 +45,13 @@ def glue_markdown(frame: pd.DataFrame) -> str:
                          f"{row.score_min:.4f} – {row.score_max:.4f} | {row.train_examples} | "
                          f"{row.wall_s_median:.0f} s |")
         missing = ", ".join(means["missing"]) or "none"
+        left_out = ", ".join(means["left_out"]) or "none"
         total_h = runs["wall_s"].astype(float).sum() / 3600
         lines += [
             "",
-            f"GLUE over the {means['n_tasks']} tasks present: arithmetic mean **{means['amean']:.4f}**, harmonic mean "
-            f"{means['hmean']:.4f} (missing: {missing}). Init `{_joined(runs['init'])}`, preset "
+            f"GLUE mean over {means['n_tasks']} tasks ({means['convention_text']}): arithmetic "
+            f"**{means['amean']:.4f}**, harmonic {means['hmean']:.4f} (missing: {missing}; not counted: {left_out})."
+            f" Init `{_joined(runs['init'])}`, preset "
             f"`{_joined(runs['preset'])}`, selection `{_joined(runs['selection'])}`, device "
             f"`{_joined(runs['device'])}`; {len(runs)} runs, {total_h:.2f} h of run time in all.",
         ]

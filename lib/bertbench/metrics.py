@@ -143,16 +143,41 @@ def task_score(task: GlueTask, metrics: Mapping[str, float]) -> float:
     return float(np.mean([metrics[name] for name in task.score_metrics]))
 
 
-def glue_means(scores: Mapping[str, float], expected: Sequence[str] = ()) -> dict[str, object]:
-    """Arithmetic and harmonic mean of per-task scores, and which of ``expected`` are missing.
+# The GLUE means, by name. One convention everywhere (every table header says which): the one GLUE-dev papers use
+# (BERT, Devlin et al. 2019, table 1; DitBERT's aggregation too): WNLI left out (its dev set is adversarial to the
+# training set and models score at or below the majority class), MNLI counted once, as the mean of matched and
+# mismatched accuracy (its task score). "with_wnli" is the GLUE leaderboard's nine-task count.
+GLUE_CONVENTIONS = {
+    "glue_dev": ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte"),
+    "with_wnli": ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"),
+}
+DEFAULT_CONVENTION = "glue_dev"
+CONVENTION_TEXT = {
+    "glue_dev": "GLUE-dev convention: WNLI left out, MNLI once (mean of m/mm)",
+    "with_wnli": "with WNLI: all nine tasks, MNLI once (mean of m/mm)",
+}
 
-    The harmonic mean is undefined when a score is <= 0 (CoLA's MCC can be); it is then NaN, not a silent clip.
+
+def glue_means(scores: Mapping[str, float], convention: str = DEFAULT_CONVENTION) -> dict[str, object]:
+    """Arithmetic and harmonic mean of per-task scores under a named convention (:data:`GLUE_CONVENTIONS`).
+
+    Only the convention's tasks count; ``missing`` names its tasks without a score, ``left_out`` the scored tasks it
+    does not count (WNLI under ``glue_dev``), and ``undefined`` the tasks whose score is not a number (they are named,
+    never silently dropped: such a mean says so in ``missing`` too). The harmonic mean is undefined when a score is
+    <= 0 (CoLA's MCC can be); it is then NaN, not a silent clip.
     """
-    values = [float(value) for value in scores.values()]
+    if convention not in GLUE_CONVENTIONS:
+        raise ValueError(f"unknown GLUE convention {convention!r}; conventions are {sorted(GLUE_CONVENTIONS)}")
+    counted = GLUE_CONVENTIONS[convention]
+    undefined = [task for task in counted if task in scores and not math.isfinite(float(scores[task]))]
+    values = [float(scores[task]) for task in counted if task in scores and task not in undefined]
     amean = statistics.fmean(values) if values else math.nan
     hmean = statistics.harmonic_mean(values) if values and min(values) > 0 else math.nan
-    return {"amean": amean, "hmean": hmean, "n_tasks": len(values),
-            "missing": [task for task in expected if task not in scores]}
+    missing = [task for task in counted if task not in scores] + [f"{task} (score not a number)"
+                                                                   for task in undefined]
+    return {"amean": amean, "hmean": hmean, "n_tasks": len(values), "missing": missing,
+            "left_out": [task for task in scores if task not in counted], "convention": convention,
+            "convention_text": CONVENTION_TEXT[convention]}
 
 
 def _f1_per_class(pred_hot: np.ndarray, true_hot: np.ndarray) -> np.ndarray:

@@ -12,7 +12,9 @@ A document is tokenised once, without special tokens. Each strategy then picks c
 - ``windows``: overlapping windows over the whole document (BELT / torch_long_bert parameters): ``chunk_size``
   tokens every ``stride`` tokens over the first ``maximal_text_length`` tokens; no window starts after one that
   already reached the end (BELT adds windows wholly inside earlier ones); a trailing window shorter than
-  ``minimal_chunk_length`` is dropped when there is more than one; at most ``max_num_segments`` windows.
+  ``minimal_chunk_length`` is dropped when there is more than one; at most ``max_num_segments`` windows. As in
+  BELT, ``stride`` and ``minimal_chunk_length`` may not exceed ``chunk_size`` (either would lose text: windows that
+  skip tokens, or a last window dropped although it is full).
 
 Every selection or window is wrapped with the tokenizer's own special tokens (:class:`SpecialTokens`, read from the
 tokenizer by encoding a probe text with and without them), so ``[CLS] ... [SEP]``, ``<s> ... </s>`` or any other
@@ -72,6 +74,18 @@ class SpecialTokens:
         return item
 
 
+def check_window_lengths(chunk_size: int, stride: int, minimal_chunk_length: int) -> None:
+    """ValueError for window settings that lose text (BELT refuses the same): ``stride`` > ``chunk_size`` skips
+    tokens between windows; ``minimal_chunk_length`` > ``chunk_size`` drops a last window even when it is full."""
+    if chunk_size < 1 or stride < 1:
+        raise ValueError(f"chunk_size ({chunk_size}) and stride ({stride}) must be >= 1")
+    if stride > chunk_size:
+        raise ValueError(f"stride: {stride} > chunk_size {chunk_size} would skip text between windows")
+    if minimal_chunk_length > chunk_size:
+        raise ValueError(f"minimal_chunk_length: {minimal_chunk_length} > chunk_size {chunk_size} would drop a "
+                         f"full last window (no window can be that long)")
+
+
 @dataclasses.dataclass(frozen=True)
 class WindowSpec:
     """How to turn a document's tokens into windows (see the module docstring for each field)."""
@@ -97,8 +111,7 @@ class WindowSpec:
                 raise ValueError(f"{name}: {getattr(self, name)} must be >= 0")
         if self.strategy == "head_tail" and self.head_tokens > self.budget:
             raise ValueError(f"head_tokens: {self.head_tokens} is more than the budget of {self.budget} tokens")
-        if self.stride > self.chunk_size:
-            raise ValueError(f"stride: {self.stride} > chunk_size {self.chunk_size} would skip text between windows")
+        check_window_lengths(self.chunk_size, self.stride, self.minimal_chunk_length)
 
     @property
     def is_random(self) -> bool:
@@ -149,7 +162,13 @@ def random_spans(tokens: Sequence[int], budget: int, span_len: int, rng: random.
 
 def chunk_windows(tokens: Sequence[int], chunk_size: int, stride: int, minimal_chunk_length: int = 1,
                   maximal_text_length: int = 0, max_num_segments: int = 0) -> list[list[int]]:
-    """Overlapping windows of content tokens; always at least one (empty for an empty document)."""
+    """Overlapping windows of content tokens; always at least one (empty for an empty document).
+
+    Raises:
+        ValueError: ``stride`` or ``minimal_chunk_length`` greater than ``chunk_size`` (see
+            :func:`check_window_lengths`).
+    """
+    check_window_lengths(chunk_size, stride, minimal_chunk_length)
     if maximal_text_length:
         tokens = tokens[:maximal_text_length]
     windows: list[list[int]] = []

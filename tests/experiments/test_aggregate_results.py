@@ -46,7 +46,7 @@ def test_seeds_are_pooled_as_median_with_range_and_means_name_missing_tasks(outp
     assert alpha["hmean"] == pytest.approx(3 / sum(1 / value for value in medians))
     assert alpha["n_tasks"] == 3
     assert alpha["missing"] == "stsb, qqp, mnli, qnli, rte"  # WNLI is not expected by default
-    with_wnli = A.aggregate_outputs(_config(outputs, include_wnli=True)).table
+    with_wnli = A.aggregate_outputs(_config(outputs, glue_convention="with_wnli")).table
     assert with_wnli[with_wnli["model"] == "alpha"].iloc[0]["missing"].endswith("rte, wnli")
 
 
@@ -116,6 +116,60 @@ def test_optimistic_rule_is_labelled_and_keeps_only_the_best_run(outputs):
     assert "optimistic" in A.summary_markdown(result)
     with pytest.raises(ValueError, match="selection_rule"):
         A.AggregateConfig.from_env(environ={"BB_SELECTION_RULE": "best"})
+
+
+def _ditbert_own_aggregation(folder: Path) -> pd.DataFrame:
+    """DitBERT's aggregation as its MANIFEST describes it, computed here from the raw CSVs: per epoch the mean of the
+    validation_* metric columns, the best epoch of the best run over every run folder of a model (-mnli included)."""
+    best: dict[tuple[str, str], float] = {}
+    for run in sorted(folder.glob("run-*")):
+        prefix = run.name.removesuffix("-mnli").removeprefix("run-").rpartition("-")[0]
+        model = {"": "DitBERT", "Bert": "bert-base-cased", "RoBERTa": "roberta-base"}[prefix]
+        for path in run.glob("results_*.csv"):
+            table = pd.read_csv(path)
+            columns = [c for c in table.columns if c.startswith("validation_") and c != "validation_loss"]
+            key = (model, path.stem.removeprefix("results_"))
+            best[key] = max(best.get(key, -1.0), float(table[columns].mean(axis=1).max()))
+    return pd.Series(best).unstack()
+
+
+def test_ditbert_rule_and_grouping_reproduce_ditberts_own_table():
+    """DitBERT's rule took the best over all runs of a model, its from-MNLI runs included: 80.38 / 81.88 / 85.15
+    (8-task mean, WNLI out). Grouping the from-MNLI runs apart gave 75.31 / 80.28 / 84.20 under the same label."""
+    folder = bb.paths.data_dir() / "ditbert_glue_outputs"
+    if not folder.is_dir():
+        pytest.skip(f"no DitBERT run folders at {folder}")
+    cfg = A.AggregateConfig.from_env(environ={}, preset="cpu", results_dir="/nonexistent", ditbert_dir=str(folder),
+                                     selection_rule="best_on_dev", bootstrap_samples=0)
+    result = A.aggregate_outputs(cfg)
+    table = A.ditbert_table(result).set_index("model")
+    assert (table["amean"] * 100).round(2).to_dict() == {"DitBERT": 80.38, "bert-base-cased": 81.88,
+                                                         "roberta-base": 85.15}
+    expected = _ditbert_own_aggregation(folder)
+    for model, row in expected.iterrows():
+        for task, value in row.items():
+            assert table.loc[model, task] == pytest.approx(value, abs=1e-12), (model, task)
+    assert (table["n_tasks"] == 8).all() and "DitBERT's grouping" in table["rule"].iloc[0]
+    # the column beside it reads the same runs at their last epoch, whatever the configured rule
+    assert (table["amean_last_epoch_median"] < table["amean"]).all()
+    markdown = A.summary_markdown(result)
+    assert "| DitBERT |" in markdown and "80.38 (8)" in markdown and "from-MNLI runs included" in markdown
+
+
+def test_glue_means_follow_one_named_convention_and_name_what_they_leave_out():
+    scores = {"cola": 0.3, "sst2": 0.9, "mnli": 0.8, "wnli": 0.4}
+    default = M.glue_means(scores)
+    assert default["convention"] == "glue_dev" and default["n_tasks"] == 3 and default["left_out"] == ["wnli"]
+    assert default["amean"] == pytest.approx((0.3 + 0.9 + 0.8) / 3)
+    assert M.glue_means(scores, "with_wnli")["amean"] == pytest.approx(0.6)
+    # notebook 03's summary and notebook 06's table give the same mean for the same runs (0.5718 vs 0.621 before)
+    rows = pd.DataFrame([row for task, value in scores.items() for row in glue_run("m", task, 0, value)])
+    _table, means = bb.glue_summary(rows)
+    table = A.glue_table(A.glue_cells(rows))
+    assert means["amean"] == pytest.approx(table["amean"].iloc[0]) == pytest.approx(default["amean"])
+    # a score that is not a number is named, never silently dropped from the mean
+    broken = M.glue_means({"cola": 0.3, "stsb": float("nan"), "sst2": 0.9})
+    assert broken["n_tasks"] == 2 and "stsb (score not a number)" in broken["missing"]
 
 
 def _predictions(run_id, task, labels, predictions):

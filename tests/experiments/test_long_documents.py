@@ -61,6 +61,22 @@ def test_minimal_chunk_length_drops_a_short_trailing_window_but_never_the_only_o
     assert chunk_windows(list(range(3)), 10, 10, minimal_chunk_length=5) == [[0, 1, 2]]
 
 
+def test_window_settings_that_would_lose_text_are_refused():
+    """A minimal_chunk_length above chunk_size dropped a full last window (tokens 64-127 here were lost); BELT
+    refuses it, and a stride above chunk_size, which skips text; so do chunk_windows, WindowSpec and the config."""
+    tokens = list(range(128))
+    assert chunk_windows(tokens, 64, 64, minimal_chunk_length=64) == [tokens[:64], tokens[64:]]
+    with pytest.raises(ValueError, match="minimal_chunk_length: 100 > chunk_size 64"):
+        chunk_windows(tokens, 64, 64, minimal_chunk_length=100)
+    with pytest.raises(ValueError, match="stride: 80 > chunk_size 64"):
+        chunk_windows(tokens, 64, 80)
+    with pytest.raises(ValueError, match="minimal_chunk_length: 100 > chunk_size 64"):
+        WindowSpec("windows", chunk_size=64, stride=64, minimal_chunk_length=100)
+    with pytest.raises(ValueError, match="minimal_chunk_length: 100 > chunk_size 64"):
+        bb.LongDocConfig.from_env(environ={"BB_CHUNK_SIZE": "64", "BB_STRIDE": "64",
+                                           "BB_MINIMAL_CHUNK_LENGTH": "100"}).spec("windows", 2)
+
+
 # ---- truncation-style selections ---------------------------------------------------------------------------------
 
 def test_head_tail_and_head_tail_selections():

@@ -169,6 +169,29 @@ def read_jsonl(path: str | Path, text: str = "text", text_pair: str | None = Non
     return _finish(rows, where_of, text, text_pair, label, label_names, regression, str(path), id_column)
 
 
+def _hf_source(data) -> str:
+    return f"dataset({getattr(data, 'info', None) and data.info.dataset_name or 'in memory'})"
+
+
+def _hf_columns(data, text: str, text_pair: str | None, label: str | None, id_column: str | None):
+    """(text_a, text_b, ids, source) of a Hugging Face dataset, after checking that the named columns exist."""
+    columns = list(data.column_names)
+    for column in (text, text_pair, label, id_column):
+        if column is not None and column not in columns:
+            raise DataError(f"dataset: column {column!r} is missing (columns: {columns})")
+    text_a = [str(value) for value in data[text]]
+    text_b = [str(value) for value in data[text_pair]] if text_pair else None
+    ids = [str(value) for value in data[id_column]] if id_column else None
+    return text_a, text_b, ids, _hf_source(data)
+
+
+def is_multilabel_column(data, label: str) -> bool:
+    """Whether column ``label`` holds a list of labels per row: a ``Sequence``/``List`` feature (of ClassLabel,
+    integers, strings) or list values."""
+    feature = (getattr(data, "features", None) or {}).get(label)
+    return getattr(feature, "feature", None) is not None or any(isinstance(v, (list, tuple)) for v in data[label])
+
+
 def examples_from_hf(data, text: str = "text", text_pair: str | None = None, label: str | None = "label",
                      label_names: Sequence[str] | None = None, regression: bool = False,
                      id_column: str | None = None) -> Examples:
@@ -176,17 +199,17 @@ def examples_from_hf(data, text: str = "text", text_pair: str | None = None, lab
 
     Integer labels are taken as class indices when ``label_names`` is given or the column is a ClassLabel; string
     labels are mapped through ``label_names`` (default: the ClassLabel names, else the sorted distinct labels).
+
+    Raises:
+        DataError: a missing column, a label outside the label names, or a multi-label column (lists of labels:
+            read it with :func:`multilabel_from_hf`; it is never turned into classes of label combinations).
     """
-    columns = list(data.column_names)
-    for column in (text, text_pair, label, id_column):
-        if column is not None and column not in columns:
-            raise DataError(f"dataset: column {column!r} is missing (columns: {columns})")
-    source = f"dataset({getattr(data, 'info', None) and data.info.dataset_name or 'in memory'})"
-    text_a = [str(value) for value in data[text]]
-    text_b = [str(value) for value in data[text_pair]] if text_pair else None
-    ids = [str(value) for value in data[id_column]] if id_column else None
+    text_a, text_b, ids, source = _hf_columns(data, text, text_pair, label, id_column)
     labels = None
     if label is not None:
+        if is_multilabel_column(data, label):
+            raise DataError(f"{source}: column {label!r} holds a list of labels per row (multi-label); read it with "
+                            f"multilabel_from_hf, which gives multi-hot labels")
         raw = list(data[label])
         if regression:
             labels = [float(value) for value in raw]
@@ -203,3 +226,55 @@ def examples_from_hf(data, text: str = "text", text_pair: str | None = None, lab
                 names = _label_names_from(raw, names)
                 labels = [_to_label(value, names, False, f"{source} row {i}") for i, value in enumerate(raw)]
     return Examples(text_a, text_b, labels, ids, source=source)
+
+
+def multilabel_from_hf(data, text: str = "text", text_pair: str | None = None, label: str = "label",
+                       label_names: Sequence[str] | None = None, id_column: str | None = None):
+    """A multi-label Hugging Face dataset as Examples with multi-hot labels (as :func:`~bertbench.data.documents.
+    read_documents` makes them with ``label_sep``): ``labels[i][k]`` is 1 when row i has label ``names[k]``.
+
+    The column ``label`` holds per row either the row's labels, as ClassLabel indices (a ``Sequence(ClassLabel)``
+    feature; names from ``label_names`` or the ClassLabel) or as label names (strings; names from ``label_names``
+    or the sorted distinct names), or a multi-hot list of 0/1 with one entry per label (names from ``label_names``,
+    else ``"0"`` ... ``"K-1"``). A row with no label is all zeros.
+
+    Returns:
+        (examples, label_names)
+
+    Raises:
+        DataError: a row that is not a list, a label outside the label names, a multi-hot list of another length
+            than the others (or than ``label_names``) or with a value other than 0/1 (dataset, row, column).
+    """
+    text_a, text_b, ids, source = _hf_columns(data, text, text_pair, label, id_column)
+    raw = list(data[label])
+    for row, value in enumerate(raw):
+        if not isinstance(value, (list, tuple)):
+            raise DataError(f"{source} row {row}: field {label!r}: expected a list of labels, got {value!r}")
+    feature = (getattr(data, "features", None) or {}).get(label)
+    class_names = getattr(getattr(feature, "feature", None), "names", None)
+    flat = [value for values in raw for value in values]
+    if class_names is not None or any(isinstance(value, str) for value in flat):  # each row lists its labels
+        names = [str(n) for n in label_names or class_names or _label_names_from(flat, None)]
+        hot = []
+        for row, values in enumerate(raw):
+            hot.append([0] * len(names))
+            for value in values:
+                if isinstance(value, str) and value.strip() in names:
+                    hot[-1][names.index(value.strip())] = 1
+                elif class_names is not None and type(value) is int and 0 <= value < len(names):
+                    hot[-1][value] = 1
+                else:
+                    raise DataError(f"{source} row {row}: field {label!r}: {value!r} is not one of {names}"
+                                    + (f" or an index 0..{len(names) - 1}" if class_names is not None else ""))
+    else:  # multi-hot: one 0/1 per label
+        width = len(label_names) if label_names is not None else len(raw[0]) if raw else 0
+        if not width:
+            raise DataError(f"{source}: column {label!r}: no label (empty lists and no label_names)")
+        names = [str(n) for n in label_names] if label_names is not None else [str(k) for k in range(width)]
+        hot = []
+        for row, values in enumerate(raw):
+            if len(values) != width or any(value not in (0, 1) for value in values):
+                raise DataError(f"{source} row {row}: field {label!r}: {list(values)} is not a multi-hot list of "
+                                f"{width} zeros and ones (one per label: {names})")
+            hot.append([int(value) for value in values])
+    return Examples(text_a, text_b, hot, ids, source=source), names

@@ -29,11 +29,19 @@ from .cells import (
 from .importers import REFERENCES, import_ditbert, load_references, read_outputs, read_predictions, reference_cells
 from .plots import plot_glue, plot_longdoc, plot_pretraining, plot_probes
 from .protocol import GLUE_TASKS, NOTEBOOK, OPTIMISTIC, PROTOCOL, SYSTEM, AggregateConfig, ProtocolError
-from .summary import Aggregation, aggregate_outputs, aggregate_rows, summary_markdown, write_aggregation
+from .summary import (
+    Aggregation,
+    aggregate_outputs,
+    aggregate_rows,
+    ditbert_table,
+    summary_markdown,
+    write_aggregation,
+)
 
 __all__ = [
     "AggregateConfig", "Aggregation", "GLUE_TASKS", "NOTEBOOK", "OPTIMISTIC", "PROTOCOL", "REFERENCES", "SYSTEM",
-    "ProtocolError", "aggregate_outputs", "aggregate_rows", "compare_systems", "glue_cells", "glue_table",
+    "ProtocolError", "aggregate_outputs", "aggregate_rows", "compare_systems", "ditbert_table", "glue_cells",
+    "glue_table",
     "import_ditbert", "load_references", "longdoc_table", "median_score_interval", "plot_glue", "plot_longdoc",
     "plot_pretraining", "plot_probes", "pool_runs", "pretraining_curves", "probe_best_layers", "protocol_of",
     "read_outputs", "read_predictions", "reference_cells", "resampled_scores", "summary_markdown", "write_aggregation",

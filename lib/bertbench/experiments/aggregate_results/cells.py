@@ -4,7 +4,7 @@ comparisons within a protocol, and the tables of the other notebooks' results.""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -151,16 +151,14 @@ def glue_cells(frame: pd.DataFrame, rule: str = "as_recorded", predictions: pd.D
     return pd.DataFrame(cells, columns=columns)
 
 
-def _mean_tasks(tasks: Iterable[str], include_wnli: bool) -> list[str]:
-    return [task for task in tasks if include_wnli or task != "wnli"]
-
-
-def glue_table(cells: pd.DataFrame, include_wnli: bool = False, across_protocols: bool = False) -> pd.DataFrame:
-    """One row per system: each task's median score, the arithmetic and harmonic means over the tasks present (WNLI
-    left out unless ``include_wnli``), the tasks missing, and ``shared_amean``: the mean over the tasks that every
-    row of the same protocol group and source has on the same number of training examples (the only mean that
-    compares rows). Systems are grouped by protocol (``group``); with ``across_protocols`` all share group 0 and
-    ``protocol_mixed`` is true when their protocols differ."""
+def glue_table(cells: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION,
+               across_protocols: bool = False) -> pd.DataFrame:
+    """One row per system: each task's median score, the arithmetic and harmonic means over the tasks present under
+    ``convention`` (:data:`bertbench.metrics.GLUE_CONVENTIONS`; by default WNLI left out, MNLI once), the tasks
+    missing, and ``shared_amean``: the mean over the tasks that every row of the same protocol group and source has
+    on the same number of training examples (the only mean that compares rows). Systems are grouped by protocol
+    (``group``); with ``across_protocols`` all share group 0 and ``protocol_mixed`` is true when their protocols
+    differ."""
     if not len(cells):
         return pd.DataFrame(columns=[*SYSTEM, "group", "amean", "hmean", "n_tasks", "missing", "hmean_note",
                                      "shared_tasks", "shared_amean", "protocol_mixed", "unshared_budget"])
@@ -171,11 +169,13 @@ def glue_table(cells: pd.DataFrame, include_wnli: bool = False, across_protocols
     budgets = budgets.reindex(columns=[task for task in GLUE_TASKS if task in budgets.columns]).reset_index()
     groups = wide[list(PROTOCOL)].astype(str).agg(" | ".join, axis=1)
     wide["group"] = 0 if across_protocols else pd.factorize(groups)[0]
-    expected = _mean_tasks(GLUE_TASKS, include_wnli)
+    expected = list(M.GLUE_CONVENTIONS[convention])
     out = []
     for _, row in wide.iterrows():
-        scores = {task: row[task] for task in expected if task in wide.columns and pd.notna(row[task])}
-        means = M.glue_means(scores, expected=expected)
+        # a cell that exists but is not a number is passed on, so the mean names it instead of dropping it
+        scores = {task: row[task] for task in expected if task in wide.columns
+                  and (pd.notna(row[task]) or task in set(present_tasks(cells, row)))}
+        means = M.glue_means(scores, convention)
         low = [task for task, value in scores.items() if value <= 0]
         note = f"undefined: {', '.join(low)} ≤ 0" if low else ""
         out.append({"amean": means["amean"], "hmean": means["hmean"], "n_tasks": means["n_tasks"],
@@ -192,6 +192,12 @@ def glue_table(cells: pd.DataFrame, include_wnli: bool = False, across_protocols
             wide.loc[members.index, "shared_amean"] = members[tasks].mean(axis=1)
         wide.loc[members.index, "protocol_mixed"] = len(members[list(PROTOCOL)].drop_duplicates()) > 1
     return wide
+
+
+def present_tasks(cells: pd.DataFrame, system: pd.Series) -> list[str]:
+    """The tasks ``cells`` has a cell for, for the system (``SYSTEM`` columns) of ``system``."""
+    mask = np.logical_and.reduce([cells[column].astype(str) == str(system[column]) for column in SYSTEM])
+    return list(cells[mask]["task"])
 
 
 def compare_systems(cells: pd.DataFrame, a: dict, b: dict, across_protocols: bool = False) -> pd.DataFrame:

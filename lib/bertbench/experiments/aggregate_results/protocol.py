@@ -14,6 +14,9 @@ GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnl
 PROTOCOL = ("init", "selection", "max_len", "preset")
 SYSTEM = ("source", "model", "variant", *PROTOCOL)
 OPTIMISTIC = "best_epoch_best_run_on_dev (optimistic: chosen and reported on dev)"
+# DitBERT's aggregation took the best over every run of a model, its from-MNLI runs among them; under its rule the
+# imported runs are grouped the same way (an init of its own, so they never pool with anything else)
+DITBERT_GROUPING = "all runs of the model, from-MNLI runs included (DitBERT's grouping)"
 
 
 class ProtocolError(ValueError):
@@ -30,7 +33,8 @@ class AggregateConfig(BaseConfig):
         references: show the published reference rows.
         selection_rule: ``as_recorded`` or ``best_on_dev`` (DitBERT's optimistic rule, labelled as such).
         across_protocols: put systems with different protocols in one table (marked) instead of one per protocol.
-        include_wnli: count WNLI in the GLUE means (the BERT paper and DitBERT leave it out; so does the default).
+        glue_convention: which tasks the GLUE means count (``bertbench.metrics.GLUE_CONVENTIONS``): ``glue_dev``
+            (the default, as GLUE-dev papers and DitBERT: WNLI out, MNLI once) or ``with_wnli`` (all nine).
         bootstrap_samples: resamples of the dev examples for the CI of a median score (0 = no CIs).
     """
 
@@ -39,7 +43,7 @@ class AggregateConfig(BaseConfig):
     references: bool = True
     selection_rule: str = "as_recorded"
     across_protocols: bool = False
-    include_wnli: bool = False
+    glue_convention: str = "glue_dev"
     bootstrap_samples: int = 1000
     ci_level: float = 0.95
     seed: int = 0
@@ -49,6 +53,7 @@ class AggregateConfig(BaseConfig):
     def validate(self) -> None:
         super().validate()
         check_choice("selection_rule", self.selection_rule, ("as_recorded", "best_on_dev"))
+        check_choice("glue_convention", self.glue_convention, ("glue_dev", "with_wnli"))
         check_range("bootstrap_samples", self.bootstrap_samples, 0, 100_000)
         check_range("ci_level", self.ci_level, 0, 1, low_open=True)
         if self.ci_level >= 1:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ... import metrics as M
 from ...results import load_results, make_rows, replace_results
 from .cells import _per_run_scores, glue_cells, glue_table, longdoc_table, pretraining_curves, probe_best_layers
 from .importers import (
@@ -23,7 +24,7 @@ from .importers import (
     reference_cells,
 )
 from .plots import plot_glue, plot_longdoc, plot_pretraining, plot_probes
-from .protocol import GLUE_TASKS, NOTEBOOK, SYSTEM, AggregateConfig
+from .protocol import DITBERT_GROUPING, GLUE_TASKS, NOTEBOOK, OPTIMISTIC, SYSTEM, AggregateConfig
 
 
 @dataclasses.dataclass
@@ -36,7 +37,9 @@ class Aggregation:
     runs: pd.DataFrame  # one GLUE dev score per (run, task) after the selection rule
     cells: pd.DataFrame  # GLUE cells of bertbench's and imported runs
     table: pd.DataFrame  # glue_table(cells)
-    optimistic: pd.DataFrame  # glue_table of the imported runs under DitBERT's own rule (labelled)
+    optimistic: pd.DataFrame  # glue_table of the imported runs under DitBERT's own rule and grouping (labelled)
+    optimistic_cells: pd.DataFrame  # its cells (per model and task: the best epoch of the best run)
+    last_epoch: pd.DataFrame  # glue_table of the same runs, same grouping, read at their last epoch (median)
     references: pd.DataFrame  # reference_cells of the published table
     published_means: pd.DataFrame  # the sources' own GLUE averages
     longdoc: pd.DataFrame
@@ -63,7 +66,10 @@ def aggregate_outputs(cfg: AggregateConfig, figures_dir: str | Path | None = Non
     runs = _per_run_scores(everything, cfg.selection_rule)
     cells = glue_cells(everything, cfg.selection_rule, predictions, cfg.bootstrap_samples, cfg.ci_level, cfg.seed,
                        scores=runs)
-    optimistic_cells = glue_cells(imported, "best_on_dev", samples=0)
+    # DitBERT's own table: all runs of a model pooled, its from-MNLI runs included, as its aggregation did
+    grouped = imported.assign(init=DITBERT_GROUPING) if len(imported) else imported
+    optimistic_cells = glue_cells(grouped, "best_on_dev", samples=0)
+    last_epoch = glue_table(glue_cells(grouped, "as_recorded", samples=0), cfg.glue_convention)
     references = load_references() if cfg.references else pd.DataFrame()
     refs = reference_cells(references) if len(references) else pd.DataFrame()
     means = references[references["task"] == "glue"] if len(references) else pd.DataFrame()
@@ -77,8 +83,9 @@ def aggregate_outputs(cfg: AggregateConfig, figures_dir: str | Path | None = Non
                  "pretraining": plot_pretraining(curves, folder / f"{NOTEBOOK[:2]}_pretraining.png")}
         figures = {name: path for name, path in drawn.items() if path is not None}
     return Aggregation(cfg, files, messages, runs, cells,
-                       glue_table(cells, cfg.include_wnli, cfg.across_protocols),
-                       glue_table(optimistic_cells, cfg.include_wnli), refs, means, longdoc, probes, curves, figures)
+                       glue_table(cells, cfg.glue_convention, cfg.across_protocols),
+                       glue_table(optimistic_cells, cfg.glue_convention), optimistic_cells, last_epoch, refs, means,
+                       longdoc, probes, curves, figures)
 
 
 def _system_id(values: Sequence[object]) -> str:
@@ -90,7 +97,8 @@ def aggregate_rows(result: Aggregation) -> list[dict]:
     and CI; per system its GLUE means; per long-document variant its test scores; per probe curve its best layer."""
     cfg = result.config
     settings = {"selection_rule": cfg.selection_rule, "across_protocols": cfg.across_protocols,
-                "include_wnli": cfg.include_wnli, "bootstrap_samples": cfg.bootstrap_samples, "ci_level": cfg.ci_level}
+                "glue_convention": cfg.glue_convention, "bootstrap_samples": cfg.bootstrap_samples,
+                "ci_level": cfg.ci_level}
     out: list[dict] = []
 
     def emit(system: dict, task: str, split: str, entries: dict, extra: dict, train_examples: int = 0) -> None:
@@ -201,6 +209,36 @@ def _glue_markdown(table: pd.DataFrame, cells: pd.DataFrame, tasks: Sequence[str
     return lines
 
 
+def ditbert_table(result: Aggregation) -> pd.DataFrame:
+    """DitBERT's own table as its aggregation made it: per model (all its runs, from-MNLI runs included), each task's
+    best epoch of the best run on dev, and the mean under the configured convention (8 tasks, WNLI out, by
+    default); beside it the same runs read at their last epoch (median over runs), which never looked at dev."""
+    if not len(result.optimistic):
+        return pd.DataFrame()
+    tasks = [task for task in GLUE_TASKS if task in result.optimistic.columns]
+    table = result.optimistic[["model", *tasks, "amean", "n_tasks", "missing"]].copy()
+    last = result.last_epoch.set_index("model")["amean"]
+    table["amean_last_epoch_median"] = table["model"].map(last)
+    table.insert(1, "rule", f"DitBERT's: {OPTIMISTIC}; {DITBERT_GROUPING}")
+    return table
+
+
+def _ditbert_markdown(result: Aggregation) -> list[str]:
+    cfg = result.config
+    table = ditbert_table(result)
+    tasks = [task for task in GLUE_TASKS if task in table.columns]
+    lines = [f"**DitBERT's own rule and grouping, for reference only** (optimistic: per model and task, the best "
+             f"epoch of the best run, chosen and reported on the same dev split; {DITBERT_GROUPING}). Reproduces "
+             "DitBERT's own aggregation of these run folders. Cells ×100.", "",
+             "| model | " + " | ".join(tasks) + f" | amean ×100 (tasks; `{cfg.glue_convention}`) | amean ×100, last "
+             "epoch (median of runs, same grouping) |", "|---|" + "---:|" * (len(tasks) + 2)]
+    for row in table.to_dict("records"):
+        cells = " | ".join(_number(row[task] * 100, 2) for task in tasks)
+        lines.append(f"| {row['model']} | {cells} | {_number(row['amean'] * 100, 2)} ({row['n_tasks']}) | "
+                     f"{_number(row['amean_last_epoch_median'] * 100, 2)} |")
+    return lines + ["", f"Caveat on the imported runs: {DITBERT_CAVEAT}.", ""]
+
+
 def summary_markdown(result: Aggregation, link_prefix: str = "") -> str:
     """The aggregation as markdown (docs/06_aggregate_results.md includes it); figures linked as
     ``<link_prefix>figures/<name>.png``."""
@@ -212,8 +250,9 @@ def summary_markdown(result: Aggregation, link_prefix: str = "") -> str:
         lines.append("")
     lines += [f"- {message}" for message in result.messages]
     lines += [f"- selection rule `{cfg.selection_rule}`; cross-protocol comparison "
-              f"{'ON (marked)' if cfg.across_protocols else 'off'}; GLUE means over the tasks present, WNLI "
-              f"{'included' if cfg.include_wnli else 'left out'}; bootstrap {cfg.bootstrap_samples} resamples, "
+              f"{'ON (marked)' if cfg.across_protocols else 'off'}; GLUE means over the tasks present, "
+              f"{M.CONVENTION_TEXT[cfg.glue_convention]} (`{cfg.glue_convention}`); bootstrap "
+              f"{cfg.bootstrap_samples} resamples, "
               f"{cfg.ci_level:.0%} CI", ""]
     lines += ["### GLUE dev: bertbench runs and imported runs", "",
               "Cell: **median** over runs, min–max ×runs, [bootstrap CI of the median over dev resamples] where "
@@ -222,20 +261,12 @@ def summary_markdown(result: Aggregation, link_prefix: str = "") -> str:
               "Rows are pooled and compared only within one protocol; a missing task is `–` and counts in no mean.",
               ""]
     if len(result.table):
-        lines += _glue_markdown(result.table, result.cells, GLUE_TASKS, "amean (tasks)")
+        lines += _glue_markdown(result.table, result.cells, GLUE_TASKS,
+                                f"amean (tasks; `{cfg.glue_convention}`: {M.CONVENTION_TEXT[cfg.glue_convention]})")
     else:
         lines += ["No GLUE runs found.", ""]
     if len(result.optimistic):
-        honest = result.table[result.table["source"] == "ditbert_import"]
-        lines += ["**DitBERT's own rule, for reference only (optimistic: best epoch of the best run, chosen and "
-                  "reported on the same dev split)**", "",
-                  "| model | init | tasks | amean, best epoch of best run on dev | amean, last epoch (median of "
-                  "runs) |", "|---|---|---:|---:|---:|"]
-        for row in result.optimistic.to_dict("records"):
-            match = honest[(honest["model"] == row["model"]) & (honest["init"] == row["init"])]
-            lines.append(f"| {row['model']} | {row['init']} | {row['n_tasks']} | {_number(row['amean'])} | "
-                         f"{_number(match['amean'].iloc[0]) if len(match) else '–'} |")
-        lines += ["", f"Caveat on the imported runs: {DITBERT_CAVEAT}.", ""]
+        lines += _ditbert_markdown(result)
     if len(result.references):
         lines += ["### Published reference numbers (never pooled with the rows above)", "",
                   "From `lib/bertbench/references/glue_published.csv`: each number with its paper or repository and "
@@ -244,10 +275,11 @@ def summary_markdown(result: Aggregation, link_prefix: str = "") -> str:
                   "no summary table that could be found; its runs are the imported rows above, and its own "
                   "aggregation rule is the optimistic table.", ""]
         for split, refs in result.references.groupby("split", sort=True):
-            ref_table = glue_table(refs, cfg.include_wnli, across_protocols=True)
+            ref_table = glue_table(refs, cfg.glue_convention, across_protocols=True)
             shown = [task for task in GLUE_TASKS if task in ref_table.columns]
             lines += [f"**GLUE {split}**", "", "| model | source | " + " | ".join(shown) +
-                      " | amean here (tasks) | the source's average |", "|---|---|" + "---:|" * (len(shown) + 2)]
+                      f" | amean here (tasks; `{cfg.glue_convention}`) | the source's average |",
+                      "|---|---|" + "---:|" * (len(shown) + 2)]
             for row in ref_table.to_dict("records"):
                 own = result.published_means[(result.published_means["model"] == row["model"])]
                 own_mean = ", ".join(f"{value:.1f}" for value in own["value"]) or "–"

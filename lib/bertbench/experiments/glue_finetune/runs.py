@@ -420,8 +420,9 @@ def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) ->
     return pd.concat(frames, ignore_index=True)
 
 
-def glue_summary(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Per task: median dev score over seeds with min and max, plus the GLUE arithmetic/harmonic means.
+def glue_summary(frame: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION) -> tuple[pd.DataFrame, dict]:
+    """Per task: median dev score over seeds with min and max, plus the GLUE arithmetic/harmonic means under
+    ``convention`` (:data:`bertbench.metrics.GLUE_CONVENTIONS`: by default WNLI left out, MNLI once).
 
     Returns:
         (table, means): the table has one row per task; means as :func:`bertbench.metrics.glue_means`.
@@ -445,7 +446,7 @@ def glue_summary(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         rows.append(row)
     table = pd.DataFrame(rows)
     means = M.glue_means(dict(zip(table["task"], table["score_median"], strict=True)) if len(table) else {},
-                         expected=TRAINABLE_TASKS)
+                         convention)
     return table, means
 
 
