@@ -15,7 +15,7 @@
 #   chosen on the probe's training questions; run when `BB_SQUAD_TRAIN` and `BB_SQUAD_DEV` name SQuAD 2.0 JSON files
 #   (none ship here), next to the always-no-answer baseline.
 # - **Outputs:** `outputs/05_layer_probes.csv` (one row per model, task, probe, layer, split, metric; `layer` column,
-#   `init` = pretrained / finetuned), `outputs/figures/05_layer_probes.png`; probe weights (safetensors) under
+#   `init` = what the probed model is: e.g. `sentence-embedding` for the packaged MiniLM, `fine-tuned:sst2`), `outputs/figures/05_layer_probes.png`; probe weights (safetensors) under
 #   `runs/probes/`. `tiny` runs write to `runs/tiny-outputs/` instead.
 #
 # Quick run: `BB_PRESET=tiny python notebooks/05_layer_probes.py`

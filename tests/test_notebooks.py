@@ -76,7 +76,9 @@ def check_outputs(name: str, output_dir: Path) -> None:
     if name == "05_layer_probes":
         cfg = bb.ProbeConfig.from_env(environ={"BB_PRESET": "tiny"})
         sentence = frame[frame["task"] != "squad2"]
-        assert set(sentence["task"]) == set(cfg.tasks) and set(sentence["init"]) == {"pretrained", "finetuned"}
+        # init is what each probed model is: the tiny preset's random encoder and its fine-tuned checkpoints
+        assert set(sentence["task"]) == set(cfg.tasks)
+        assert set(sentence["init"]) == {"random"} | {f"fine-tuned:{task}" for task in cfg.tasks}
         dev = sentence[(sentence["split"] == "dev") & (sentence["metric"] == "accuracy")]
         for (task, init), part in dev.groupby(["task", "init"]):
             for pooling in cfg.poolings:
@@ -85,7 +87,7 @@ def check_outputs(name: str, output_dir: Path) -> None:
                     assert sorted(layers) == [0, 1, 2], (task, init, pooling, kind)  # embeddings + 2 layers
             assert (part[part["variant"] == "majority"]["layer"] == -1).all() and len(part[part["variant"] ==
                                                                                           "majority"]) == 1
-        assert set(dev[dev["variant"] == "full_model"]["init"]) == {"finetuned"}
+        assert set(dev[dev["variant"] == "full_model"]["init"]) == {f"fine-tuned:{task}" for task in cfg.tasks}
         assert dev["value"].between(0, 1).all()
         span = frame[(frame["task"] == "squad2") & (frame["split"] == "dev") & (frame["metric"] == "f1")]
         assert sorted(span[span["variant"] == "span_probe"]["layer"]) == [0, 1, 2]

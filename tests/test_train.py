@@ -160,7 +160,34 @@ def test_warm_start_run_records_intermediate_init_and_head(glue_dir, tmp_path, b
     _, folder = _save_finetuned(tmp_path, bert_tokenizer, ("entailment", "neutral", "contradiction"))
     cfg = _glue_cfg(warm_start=str(folder))
     frame = bb.run_glue(cfg, tmp_path / "out.csv", verbose=False)
-    assert set(frame["init"]) == {"intermediate:mnli_model"} and set(frame["head_init"]) == {"reinit"}
+    # a checkpoint not made by bertbench: its task read off its head's labels (MNLI's three), not its folder name
+    assert set(frame["init"]) == {"intermediate:mnli"} and set(frame["head_init"]) == {"reinit"}
+
+
+def test_warm_start_from_a_bertbench_run_records_its_task_not_the_folder_name(glue_dir, tmp_path):
+    """README's BB_WARM_START=runs/glue/<id>/best was recorded as init=intermediate:best."""
+    first = bb.run_glue(_glue_cfg(keep_checkpoints="1", tasks="wnli"), tmp_path / "first.csv", verbose=False)
+    best = bb.runs_dir() / "glue" / first["run_id"].iloc[0] / "best"
+    assert bb.model_provenance(str(best)) == "fine-tuned:wnli"
+    frame = bb.run_glue(_glue_cfg(warm_start=str(best)), tmp_path / "out.csv", verbose=False)
+    assert set(frame["init"]) == {"intermediate:wnli"}
+
+
+def test_every_row_says_what_the_model_is_not_just_pretrained(tmp_path):
+    """The packaged all-MiniLM-L6-v2 is MiniLM-L6-H384 after sentence-pair training, not an MLM-pretrained encoder."""
+    from transformers import BertConfig, BertModel
+
+    assert bb.model_provenance("minilm") == "sentence-embedding"
+    assert bb.model_provenance("random-bert-2x64") == "random"
+    plain = tmp_path / "plain"
+    BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(plain)
+    assert bb.model_provenance(str(plain)) == "mlm-pretrained"
+    assert bb.model_provenance("some-org/not-on-this-machine") == "pretrained"
+    assert bb.GlueConfig.from_env(environ={}).model == "minilm"
+    from bertbench.experiments.glue_finetune.runs import init_label
+
+    assert init_label(bb.GlueConfig.from_env(environ={})) == "sentence-embedding"
 
 
 def test_fit_sees_a_different_example_order_every_epoch(bert_tokenizer, tmp_path):

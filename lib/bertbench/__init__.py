@@ -41,7 +41,7 @@ from .experiments.pretrain_mlm import PretrainConfig, pretrain
 from .experiments.train_tokenizer import TokenizerConfig, run_tokenizers, tokenizer_dir
 from .heads import HeadModel, MultitaskModel, SequenceClassifier, TwoInputModel, pool
 from .memory import PeakMemory
-from .models import build_classifier, load_tokenizer, resolve_model, self_check
+from .models import build_classifier, load_tokenizer, model_provenance, resolve_model, self_check
 from .paths import data_dir, outputs_dir, repo_root, runs_dir
 from .results import load_results, predictions_path, write_results
 
@@ -51,7 +51,7 @@ __all__ = [
     "BaseConfig", "DataError", "Examples", "TASKS", "GlueTask", "get_task", "load_glue", "read_glue_tsv",
     "examples_from_hf", "read_bert_tsv", "read_csv", "read_jsonl", "GlueConfig", "glue_summary", "run_glue",
     "run_id_for", "plot_dev_scores",
-    "build_classifier", "load_tokenizer", "resolve_model", "self_check", "data_dir", "outputs_dir",
+    "build_classifier", "load_tokenizer", "model_provenance", "resolve_model", "self_check", "data_dir", "outputs_dir",
     "repo_root", "runs_dir", "load_results", "write_results", "Corpus", "open_corpus", "TokenizerConfig",
     "run_tokenizers", "tokenizer_dir", "PretrainConfig", "pretrain", "Documents", "fixed_split", "kfold_splits",
     "load_documents", "LongDocConfig", "longdoc_summary", "plot_score_vs_tokens", "run_long_documents", "PeakMemory",

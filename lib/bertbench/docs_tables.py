@@ -16,7 +16,7 @@ import pandas as pd
 
 from .data.glue import get_task
 from .experiments.glue_finetune import glue_summary
-from .experiments.layer_probes import probe_summary
+from .experiments.layer_probes import is_fine_tuned, probe_summary
 from .experiments.long_documents import compare_to, longdoc_summary, predictions_path
 from .experiments.model_heads import heads_summary
 from .paths import outputs_dir, repo_root
@@ -219,9 +219,11 @@ def _headline(name: str, frame: pd.DataFrame, folder: Path) -> str:
         return f"Hyperpartisan test F1: {scores}"
     if name == "05_layer_probes":
         table = probe_summary(frame[(frame["task"] == "sst2") & (frame["variant"] == "probe:mean")])
-        last = table[table["layer"] == table["layer"].max()].set_index("init")["accuracy"]
-        return (f"SST-2, mean-pooled probe at the top layer: pretrained {last['pretrained']:.3f}, fine-tuned "
-                f"{last['finetuned']:.3f} dev accuracy")
+        last = table[table["layer"] == table["layer"].max()]
+        base = last[~last["init"].map(is_fine_tuned)].iloc[0]
+        tuned = last[last["init"].map(is_fine_tuned)].iloc[0]
+        return (f"SST-2, mean-pooled probe at the top layer: `{base['init']}` {base['accuracy']:.3f}, "
+                f"`{tuned['init']}` {tuned['accuracy']:.3f} dev accuracy")
     if name == "05_model_heads":
         table = heads_summary(frame)
         part = table[table["task"] == "mrpc"].set_index("variant")["dev_score_median"]

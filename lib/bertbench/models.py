@@ -285,3 +285,57 @@ def configure_threads(num_threads: int) -> None:
     if num_threads > 0:
         torch.set_num_threads(num_threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# --------------------------------------------------------------------------------------------------- provenance
+def model_provenance(name: str) -> str:
+    """What checkpoint ``name`` is before a run trains it, read from its own files (never from its name), for the
+    ``init`` column: runs of checkpoints with different histories are different protocols and never pooled.
+
+    - ``random``: ``random-bert-LxH``, or a folder whose config says ``bertbench_random``;
+    - ``fine-tuned:<task>``: a checkpoint bertbench fine-tuned (``bertbench_task`` in its config.json); ``fine-tuned``:
+      another one with a trained classification head (real label names, a ``*ForSequenceClassification``);
+    - ``own-pretraining``: a bertbench pretraining run (notebook 02 writes ``bertbench_label`` into its config);
+    - ``sentence-embedding``: a sentence-transformers model (``modules.json``, ``sentence_bert_config.json``), such as
+      the packaged all-MiniLM-L6-v2: MiniLM-L6-H384 after contrastive training on about a billion sentence pairs (NLI,
+      Quora duplicates and SQuAD pairs among them, its model card says), not the MLM-pretrained MiniLM-L6-H384;
+    - ``mlm-pretrained``: a local checkpoint with none of these marks (language-model pretraining only);
+    - ``pretrained``: a hub name whose files are not on this machine (nothing to read its history from).
+    """
+    import json
+
+    if is_random(name):
+        return "random"
+    folder = Path(resolve_model(name))
+    if not folder.is_dir():
+        return "pretrained"
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    if config.get("bertbench_random"):
+        return "random"
+    if config.get("bertbench_task"):
+        return f"fine-tuned:{config['bertbench_task']}"
+    architectures = config.get("architectures") or []
+    if any("ForSequenceClassification" in arch for arch in architectures) and _checkpoint_labels(str(folder)):
+        return "fine-tuned"
+    if config.get("bertbench_label"):
+        return "own-pretraining"
+    if (folder / "modules.json").is_file() or (folder / "sentence_bert_config.json").is_file():
+        return "sentence-embedding"
+    return "mlm-pretrained"
+
+
+def intermediate_task(folder: str) -> str:
+    """The task a warm-start checkpoint was fine-tuned on: ``bertbench_task`` from its config.json (bertbench writes
+    it), else the GLUE task whose label names its head carries when exactly one task has them, else ``unknown``."""
+    import json
+
+    from .data.glue import TASKS, TRAINABLE_TASKS
+
+    config_file = Path(resolve_model(folder)) / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    if config.get("bertbench_task"):
+        return str(config["bertbench_task"])
+    labels = _checkpoint_labels(str(config_file.parent)) if config_file.is_file() else None
+    matches = [name for name in TRAINABLE_TASKS if labels and tuple(TASKS[name].label_names) == labels]
+    return matches[0] if len(matches) == 1 else "unknown"

@@ -81,3 +81,58 @@ def test_holdout_split_and_subsample_are_deterministic():
     assert len(held) == 10 and len(rest) == 90 and not set(held.ids) & set(rest.ids)
     assert held.ids == examples.split(0.1, seed=0)[1].ids
     assert len(examples.subsample(30, seed=0)) == 30 and examples.subsample(0, seed=0) is examples
+
+
+def _multi_label_datasets(datasets):
+    """The same three documents, labels {arts, tech}, {}, {sport}, as a Sequence(ClassLabel) column of a named
+    dataset, as multi-hot lists of 0/1 and as lists of label names."""
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "labels": datasets.Sequence(datasets.ClassLabel(names=["arts", "sport", "tech"]))})
+    info = datasets.DatasetInfo(dataset_name="org/topics", features=features)
+    text = ["an opera", "nothing", "a match"]
+    indices = datasets.Dataset.from_dict({"text": text, "labels": [[0, 2], [], [1]]}, features=features, info=info)
+    hot = datasets.Dataset.from_dict({"text": text, "labels": [[1, 0, 1], [0, 0, 0], [0, 1, 0]]})
+    words = datasets.Dataset.from_dict({"text": text, "labels": [["tech", "arts"], [], ["sport"]]})
+    return indices, hot, words
+
+
+def test_hf_multi_label_column_is_never_read_as_classes_of_label_combinations(monkeypatch):
+    """A list of labels per row used to become one class per distinct list ([0, 2] -> class 0, [1] -> class 1):
+    a multiclass task over label combinations, silently. examples_from_hf refuses it now (naming the reader that
+    reads it), and notebook 04's load_documents reads it as a multi-label task."""
+    datasets = pytest.importorskip("datasets")
+    indices, hot, words = _multi_label_datasets(datasets)
+    with pytest.raises(bb.DataError, match=r"dataset\(org/topics\): column 'labels' holds a list of labels"):
+        bb.examples_from_hf(indices, label="labels")
+    for data in (hot, words):
+        with pytest.raises(bb.DataError, match=r"column 'labels' holds a list of labels .*multilabel_from_hf"):
+            bb.examples_from_hf(data, label="labels")
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config=None, split=None: indices)
+    docs = bb.load_documents("hf:org/topics:train", label="labels")
+    assert docs.multilabel and docs.label_names == ("arts", "sport", "tech")
+    assert docs.examples.labels == [[1, 0, 1], [0, 0, 0], [0, 1, 0]]
+
+
+def test_hf_multi_label_columns_read_as_multi_hot_labels():
+    """Indices of a Sequence(ClassLabel), multi-hot 0/1 lists and lists of names all give the multi-hot labels that
+    read_documents gives with label_sep; malformed rows are DataErrors naming the row and the column."""
+    datasets = pytest.importorskip("datasets")
+    from bertbench.data.text_label import is_multilabel_column, multilabel_from_hf
+
+    indices, hot, words = _multi_label_datasets(datasets)
+    expected = [[1, 0, 1], [0, 0, 0], [0, 1, 0]]
+    names = ["arts", "sport", "tech"]
+    for data, given in ((indices, None), (hot, names), (words, None)):
+        assert is_multilabel_column(data, "labels")
+        examples, got = multilabel_from_hf(data, label="labels", label_names=given)
+        assert got == names and examples.labels == expected and examples.text_a[2] == "a match"
+    assert multilabel_from_hf(hot, label="labels")[1] == ["0", "1", "2"]
+    assert not is_multilabel_column(datasets.Dataset.from_dict({"label": [0, 1]}), "label")
+    for labels in ([[1, 0, 1], [0, 1]], [[0, 1], [0, 2]]):  # ragged; class indices without a ClassLabel
+        data = datasets.Dataset.from_dict({"text": ["a", "b"], "labels": labels})
+        with pytest.raises(bb.DataError, match=r"row 1: field 'labels': \[0, \d\] is not a multi-hot list of"):
+            multilabel_from_hf(data, label="labels")
+    with pytest.raises(bb.DataError, match=r"row 0: field 'labels': 'tech' is not one of \['arts', 'sport'\]"):
+        multilabel_from_hf(words, label="labels", label_names=["arts", "sport"])
+    with pytest.raises(bb.DataError, match=r"row 0: field 'labels': 2 is not one of \['arts', 'sport'\]"):
+        multilabel_from_hf(indices, label="labels", label_names=["arts", "sport"])

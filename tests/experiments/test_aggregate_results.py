@@ -270,8 +270,8 @@ def test_ditbert_importer_reads_the_sample_folders():
     # last epoch (default) and DitBERT's own rule, per model
     last = A.glue_cells(rows)
     best = A.glue_cells(rows, "best_on_dev", samples=0)
-    cola_last = _cell(last[last["init"] == "pretrained"], "DitBERT", "cola")
-    cola_best = _cell(best[best["init"] == "pretrained"], "DitBERT", "cola")
+    cola_last = _cell(last[last["init"] == "mlm-pretrained"], "DitBERT", "cola")
+    cola_best = _cell(best[best["init"] == "mlm-pretrained"], "DitBERT", "cola")
     every_epoch = [pd.read_csv(folder / f"run-0{n}" / "results_cola.csv")["validation_matthews_correlation"]
                    for n in range(1, 5)]
     assert cola_last["n"] == 4 and cola_last["median"] == pytest.approx(np.median([s.iloc[-1] for s in every_epoch]))

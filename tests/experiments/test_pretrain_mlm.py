@@ -207,7 +207,7 @@ def test_pretrained_checkpoint_loads_in_transformers_and_fine_tunes_through_note
     cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_MODEL": str(result.model_dir)}, tasks=("rte",),
                                  seeds=(0,))
     runs = bb.run_glue(cfg, tmp_path / "03.csv", verbose=False)
-    assert set(runs["model"]) == {f"mlm-{arch}-nano-tiny"} and set(runs["init"]) == {"pretrained"}
+    assert set(runs["model"]) == {f"mlm-{arch}-nano-tiny"} and set(runs["init"]) == {"own-pretraining"}
     assert runs[(runs["split"] == "dev") & (runs["metric"] == "score")]["value"].between(0, 1).all()
 
 

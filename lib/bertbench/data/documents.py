@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..paths import data_dir, runs_dir
 from .examples import DataError, Examples
-from .text_label import examples_from_hf, read_csv, read_jsonl
+from .text_label import examples_from_hf, is_multilabel_column, multilabel_from_hf, read_csv, read_jsonl
 
 PACKAGED_SPLITS = Path(__file__).resolve().parent / "splits"
 SPLIT_NAMES = ("train", "val", "test")
@@ -127,6 +127,9 @@ def load_documents(spec: str, text: str = "text", label: str = "label", label_se
 
         name, config, split = (parts[0], None, parts[1]) if len(parts) == 2 else parts
         data = load_dataset(name, config, split=split)
+        if is_multilabel_column(data, label):  # a list of labels per row: multi-hot, never label combinations
+            examples, names = multilabel_from_hf(data, text=text, label=label, id_column=id_column)
+            return Documents(name.replace("/", "_"), examples, tuple(names), multilabel=True)
         feature = data.features.get(label)
         names = tuple(getattr(feature, "names", None) or ())
         examples = examples_from_hf(data, text=text, label=label, label_names=names or None, id_column=id_column)

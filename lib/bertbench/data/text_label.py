@@ -275,6 +275,7 @@ def multilabel_from_hf(data, text: str = "text", text_pair: str | None = None, l
         for row, values in enumerate(raw):
             if len(values) != width or any(value not in (0, 1) for value in values):
                 raise DataError(f"{source} row {row}: field {label!r}: {list(values)} is not a multi-hot list of "
-                                f"{width} zeros and ones (one per label: {names})")
+                                f"{width} zeros and ones (one per label: {names}); lists of class indices need a "
+                                f"Sequence(ClassLabel) feature")
             hot.append([int(value) for value in values])
     return Examples(text_a, text_b, hot, ids, source=source), names

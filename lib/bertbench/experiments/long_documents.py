@@ -37,7 +37,7 @@ from ..config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, ch
 from ..data.documents import Documents, fixed_split, kfold_splits, load_documents, subsample_stratified
 from ..dist import is_main_process
 from ..memory import PeakMemory
-from ..models import build_classifier, configure_threads, is_random, load_tokenizer, self_check
+from ..models import build_classifier, configure_threads, is_random, load_tokenizer, model_provenance, self_check
 from ..paths import runs_dir
 from ..results import check_writable, make_rows, predictions_path, write_predictions, write_results
 from ..train import TrainSettings, device_description, fit, make_accelerator
@@ -148,6 +148,9 @@ class LongDocConfig(BaseConfig):
         check_range("warmup_ratio", self.warmup_ratio, 0, 1)
         if self.stride > self.chunk_size:
             raise ValueError(f"stride: {self.stride} > chunk_size {self.chunk_size} would skip text between windows")
+        if self.minimal_chunk_length > self.chunk_size:
+            raise ValueError(f"minimal_chunk_length: {self.minimal_chunk_length} > chunk_size {self.chunk_size} "
+                             f"would drop a full last window (no window can be that long)")
         if self.chunk_size > self.max_len - 2 or self.head_tokens > self.max_len - 2:
             raise ValueError(f"chunk_size ({self.chunk_size}) and head_tokens ({self.head_tokens}) must leave room "
                              f"for the special tokens in max_len ({self.max_len})")
@@ -305,6 +308,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
     model, head_init = build_classifier(
         cfg.model, tokenizer, docs.label_names, max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
         attention_dropout=cfg.attention_dropout if cfg.attention_dropout >= 0 else None)
+    model.config.bertbench_task = docs.name  # saved with the checkpoint: its provenance
     if model.config.num_labels < 2 and not multilabel:
         raise ValueError(f"{docs.name}: {model.config.num_labels} label(s); a classifier needs at least 2")
     decoded = self_check(tokenizer, collate([{"windows": train_set.windows(i)} for i in range(min(4, len(train_set)))]),
@@ -368,7 +372,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
         "task": docs.name,
         "variant": run + (f" fold{fold + 1}/{cfg.cv_folds}" if cfg.cv_folds else ""), "seed": seed,
-        "init": "random" if is_random(cfg.model) else "pretrained", "head_init": head_init,
+        "init": model_provenance(cfg.model), "head_init": head_init,
         "selection": "best_epoch_on_val_split", "max_len": cfg.max_len, "train_examples": len(train_set),
         "device": device_description(accelerator.device, accelerator.mixed_precision),
         "wall_s": round(time.perf_counter() - started, 2),

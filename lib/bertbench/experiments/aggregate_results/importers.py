@@ -85,7 +85,8 @@ def _parse_params(path: Path) -> dict[str, str]:
 def import_ditbert(folder: str | Path) -> pd.DataFrame:
     """DitBERT's ``GLUE-Outputs/<run>/results_<task>.csv`` folders as result rows (one per run, task, epoch, metric).
 
-    ``init`` is ``intermediate:mnli`` for ``-mnli`` runs, else ``pretrained``; ``selection`` is ``per_epoch_dev``
+    ``init`` is ``intermediate:mnli`` for ``-mnli`` runs, else ``mlm-pretrained`` (DitBERT's own MLM pretraining,
+    bert-base-cased, roberta-base); ``selection`` is ``per_epoch_dev``
     (every epoch is recorded, none chosen: :func:`glue_cells` applies the selection rule); ``max_len`` and
     ``train_examples`` are 0 = not recorded (DitBERT trained on the full training sets); seed -1 = not recorded.
 
@@ -112,7 +113,7 @@ def import_ditbert(folder: str | Path) -> pd.DataFrame:
             common = {
                 "run_id": f"ditbert-{name}-{task.name}", "notebook": "ditbert_import", "preset": "external",
                 "model": model, "task": task.name, "variant": "", "seed": -1,  # runs are pooled per model
-                "init": "intermediate:mnli" if name.endswith("-mnli") else "pretrained", "head_init": "new",
+                "init": "intermediate:mnli" if name.endswith("-mnli") else "mlm-pretrained", "head_init": "new",
                 "selection": "per_epoch_dev", "max_len": 0, "train_examples": 0, "device": "", "wall_s": 0.0,
                 "config": json.dumps({"source": str(path), "run": name, "finetune_params": params,
                                       "caveat": DITBERT_CAVEAT}),
@@ -178,7 +179,7 @@ def reference_cells(references: pd.DataFrame) -> pd.DataFrame:
             value, score_is = float(np.mean([values[name] for name in task.score_metrics])), "GLUE score"
         else:
             value, score_is = float(np.mean(list(values.values()))), "only " + ", ".join(values)
-        cells.append({"source": "published", "model": model, "variant": source, "init": "pretrained",
+        cells.append({"source": "published", "model": model, "variant": source, "init": "published checkpoint",
                       "selection": "as published", "max_len": 0, "preset": "published", "task": task_name,
                       "train_examples": 0, "split": split, "n": 1, "median": value, "min": value, "max": value,
                       "ci_low": np.nan, "ci_high": np.nan, "runs": "", "seeds": "", "score_is": score_is,

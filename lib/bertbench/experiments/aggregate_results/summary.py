@@ -273,7 +273,10 @@ def summary_markdown(result: Aggregation, link_prefix: str = "") -> str:
                   "what it measures. Published single numbers for two-metric tasks are often one metric (e.g. MRPC "
                   "F1), not GLUE's mean, so these rows compare only roughly with the tables above. DitBERT published "
                   "no summary table that could be found; its runs are the imported rows above, and its own "
-                  "aggregation rule is the optimistic table.", ""]
+                  "aggregation rule is the optimistic table. bertbench's `minilm` rows are the packaged "
+                  "all-MiniLM-L6-v2 (init `sentence-embedding`): MiniLM-L6-H384 after contrastive training on about a "
+                  "billion sentence pairs, so the published MiniLM-L6-H384 rows are another checkpoint, not a "
+                  "baseline of the same weights.", ""]
         for split, refs in result.references.groupby("split", sort=True):
             ref_table = glue_table(refs, cfg.glue_convention, across_protocols=True)
             shown = [task for task in GLUE_TASKS if task in ref_table.columns]

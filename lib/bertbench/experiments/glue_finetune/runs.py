@@ -25,8 +25,10 @@ from ...encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, 
 from ...models import (
     build_classifier,
     configure_threads,
+    intermediate_task,
     is_random,
     load_tokenizer,
+    model_provenance,
     resolve_model,
     self_check,
 )
@@ -251,9 +253,11 @@ def model_label(name: str) -> str:
 
 
 def init_label(cfg: GlueConfig) -> str:
+    """The ``init`` column: ``intermediate:<task>`` for a warm start (the task read from the checkpoint, not its
+    folder name), else what the model is (:func:`bertbench.models.model_provenance`)."""
     if cfg.warm_start:
-        return f"intermediate:{Path(cfg.warm_start).name}"
-    return "random" if is_random(cfg.model) else "pretrained"
+        return f"intermediate:{intermediate_task(cfg.warm_start)}"
+    return model_provenance(cfg.model)
 
 
 def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, results_path: Path,
@@ -285,6 +289,7 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
         cfg.warm_start or cfg.model, tokenizer, task.label_names, regression=task.is_regression,
         max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
         dropout=cfg.dropout if cfg.dropout >= 0 else None)
+    model.config.bertbench_task = task.name  # saved with the checkpoint: its provenance for warm starts and probes
     collate = PadCollator(tokenizer, regression=task.is_regression)
 
     # Self-check on a real batch of this task before spending any compute on it.

@@ -39,6 +39,7 @@ from .study import (
     ProbeConfig,
     finetune_config,
     finetuned_checkpoint,
+    is_fine_tuned,
     plot_layer_curves,
     probe_squad,
     probe_summary,
@@ -49,8 +50,8 @@ from .study import (
 
 __all__ = [
     "CONTROLS", "NOTEBOOK", "SENTENCE_POOLINGS", "LinearProbe", "ProbeConfig", "SpanProbe", "context_mask",
-    "control_labels", "finetune_config", "finetuned_checkpoint", "fit_probe", "fit_span_probe", "load_frozen",
-    "majority_label",
+    "control_labels", "finetune_config", "finetuned_checkpoint", "fit_probe", "fit_span_probe", "is_fine_tuned",
+    "load_frozen", "majority_label",
     "model_fingerprint", "plot_layer_curves", "probe_logits", "probe_squad", "probe_summary", "probe_task",
     "run_probes", "selectivity", "sentence_states", "span_logits", "token_states",
 ]

@@ -21,7 +21,7 @@ from ...checkpoint import existing_folder, remove_training_state, replace_folder
 from ...config import BaseConfig, check_choice, check_range, check_training_fields
 from ...data.examples import Examples
 from ...data.glue import get_task, load_glue
-from ...models import configure_threads, is_random, load_tokenizer, resolve_model
+from ...models import configure_threads, is_random, load_tokenizer, model_provenance, resolve_model
 from ...paths import runs_dir
 from ...results import check_writable, make_rows, write_results
 from ...train import device_description
@@ -326,16 +326,19 @@ def run_probes(cfg: ProbeConfig, results_path: str | Path, verbose: bool = True)
     pretrained = _pretrained_source(cfg)
     tokenizer = load_tokenizer(cfg.tokenizer or pretrained, trust_remote_code=cfg.trust_remote_code)
     frames = []
+    # what each probed model is (the init column): the base model's provenance (e.g. sentence-embedding for the
+    # packaged MiniLM), and fine-tuned:<task> for its checkpoint fine-tuned on the task
+    base = "random" if is_random(cfg.model) else model_provenance(pretrained)
     for task_name in cfg.tasks:
         task = get_task(task_name)
-        models = [(pretrained, "pretrained", "pretrained")]
+        models = [(pretrained, base, "pretrained")]
         if cfg.finetuned:
             folder, run_id = finetuned_checkpoint(cfg, task.name, pretrained, verbose)
-            models.append((folder, "finetuned", f"finetuned-{run_id}"))
+            models.append((folder, f"fine-tuned:{task.name}", f"finetuned-{run_id}"))
         for name, init, label in models:
             frames.append(probe_task(cfg, task.name, name, init, tokenizer, results_path, label, verbose))
     if cfg.squad_train:
-        frames.append(probe_squad(cfg, pretrained, "pretrained", tokenizer, results_path, "pretrained", verbose))
+        frames.append(probe_squad(cfg, pretrained, base, tokenizer, results_path, "pretrained", verbose))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -352,7 +355,9 @@ def _pretrained_source(cfg: ProbeConfig) -> str:
     if not (folder / "config.json").is_file():
         tokenizer = load_tokenizer(cfg.tokenizer or "minilm")
         set_seed(cfg.seed)
-        BertModel(random_bert_config(cfg.model, tokenizer, cfg.max_len)).save_pretrained(folder)
+        config = random_bert_config(cfg.model, tokenizer, cfg.max_len)
+        config.bertbench_random = True  # its provenance: random weights, whatever folder it is read from
+        BertModel(config).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     return str(folder)
 
@@ -376,6 +381,12 @@ def selectivity(frame: pd.DataFrame) -> pd.DataFrame:
     return merged.rename(columns={"value_probe": "probe_accuracy", "value_control": "control_accuracy"})
 
 
+def is_fine_tuned(init: str) -> bool:
+    """Whether a probe row's ``init`` is a checkpoint fine-tuned on the task (``fine-tuned:<task>``; ``finetuned`` in
+    rows written before provenance was recorded) rather than the base model."""
+    return str(init).startswith("fine-tuned") or init == "finetuned"
+
+
 def plot_layer_curves(frame: pd.DataFrame, path: str | Path, metric: str = "accuracy"):
     """One panel per (task, pooling): probe dev ``metric`` per layer, pretrained vs fine-tuned, with the control
     probe (thin), the majority-class floor (dashed) and the fine-tuned model's own head (dotted)."""
@@ -388,12 +399,13 @@ def plot_layer_curves(frame: pd.DataFrame, path: str | Path, metric: str = "accu
     poolings = list(dict.fromkeys(probes["variant"].str.split(":").str[1]))
     fig, axes = plt.subplots(len(tasks), len(poolings), figsize=(4.8 * len(poolings), 3.6 * len(tasks)),
                              squeeze=False, sharex=True)
-    colours = {"pretrained": "tab:blue", "finetuned": "tab:orange"}
     for row, task in enumerate(tasks):
         part = table[table["task"] == task]
         for col, how in enumerate(poolings):
             ax = axes[row][col]
-            for init, colour in colours.items():
+            inits = sorted(set(part["init"]), key=is_fine_tuned)  # the base model first, then the fine-tuned one
+            for init in inits:
+                colour = "tab:orange" if is_fine_tuned(init) else "tab:blue"
                 for prefix, style in (("probe:", dict(lw=2, marker="o")), ("control:", dict(lw=1, alpha=0.6))):
                     curve = part[(part["init"] == init) & part["variant"].str.startswith(f"{prefix}{how}")]
                     if len(curve):
