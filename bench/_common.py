@@ -12,7 +12,6 @@ import concurrent.futures
 import multiprocessing
 import os
 import platform
-import resource
 import shlex
 import subprocess
 import sys
@@ -59,7 +58,10 @@ def _measured(fn: Callable[..., dict], kwargs: dict) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     result = fn(**kwargs)
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+    from bertbench.memory import process_peak_bytes
+
+    # the process's peak resident memory (ru_maxrss), counting what came before any reset by bertbench's PeakMemory
+    result["peak_rss_mb"] = round(process_peak_bytes() / 2**20, 1)
     result["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else 0.0
     return result
 

@@ -49,16 +49,22 @@ runs = bb.run_long_documents(cfg, results_path)
 # %% [markdown]
 # ## Score against cost
 # Test accuracy and F1 with 95% bootstrap intervals; tokens per document are encoder tokens (special tokens
-# included, padding excluded) per training epoch and at inference.
+# included, padding excluded) per training epoch and at inference. One row per variant and configuration: seeds
+# (and cross-validation folds) are pooled, and the interval then comes from their pooled per-document predictions;
+# runs whose settings differ in anything else are separate rows, and `differs` names what tells them apart.
 
 # %%
 import pandas as pd
 
-table = bb.longdoc_summary(bb.load_results(results_path))
-table = table[table["preset"] == cfg.preset]
-columns = ["dataset", "variant", "accuracy", "f1", "f1_ci_low", "f1_ci_high", "train_tokens_per_doc",
-           "test_tokens_per_doc", "train_s", "predict_s", "peak_mb", "best_epoch"]
+predictions = pd.read_csv(bb.predictions_path(results_path), dtype={"doc_id": str, "run_id": str, "label": str})
+latest = bb.load_results(results_path)
+latest = latest[latest["preset"] == cfg.preset]
+table = bb.longdoc_summary(latest, predictions, samples=cfg.bootstrap_samples)
+columns = ["dataset", "variant", "differs", "runs", "accuracy", "f1", "f1_ci_low", "f1_ci_high",
+           "train_tokens_per_doc", "test_tokens_per_doc", "train_s", "predict_s", "peak_mb", "best_epoch"]
 bb.show(table[columns], digits=3)
+print("intervals:", "; ".join(sorted(set(table["ci_from"]))))
+print("peak_mb:", "; ".join(sorted(set(table["peak_is"]))))
 
 # %%
 figure_path = results_path.parent / "figures" / "04_long_documents.png"
@@ -67,12 +73,11 @@ print("figure ->", figure_path)
 
 # %% [markdown]
 # ## Which strategy won, and is it beyond noise?
-# Each variant against `head` on the same test documents: the F1 difference with a paired bootstrap 95% interval.
+# Each variant against `head` on the same test documents and settings: the F1 difference (mean over the seeds both
+# have) with a paired bootstrap 95% interval.
 
 # %%
-predictions = pd.read_csv(bb.predictions_path(results_path), dtype={"doc_id": str, "run_id": str, "label": str})
-latest = bb.load_results(results_path)
-comparison = bb.compare_to(latest[latest["preset"] == cfg.preset], predictions, baseline="head")
+comparison = bb.compare_to(latest, predictions, baseline="head", samples=cfg.bootstrap_samples or 1000)
 bb.show(comparison)
 for dataset, part in table.groupby("dataset", sort=False):
     best = part.sort_values("f1", ascending=False, kind="stable").iloc[0]

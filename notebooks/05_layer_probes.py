@@ -51,7 +51,9 @@ runs = bb.run_probes(cfg, results_path)
 results = bb.load_results(results_path)
 results = results[results["preset"] == cfg.preset]
 table = bb.probe_summary(results)
-wide = table[table["layer"] >= 0].pivot_table(index=["task", "init", "variant"], columns="layer", values="accuracy")
+# one curve per model, probe and configuration (`differs` names what tells two of them apart); pivot, not a mean
+wide = table[table["layer"] >= 0].pivot(index=["task", "model", "init", "variant", "differs"], columns="layer",
+                                        values="accuracy")
 bb.show(wide, digits=3)
 bb.show(table[table["layer"] < 0])
 
@@ -68,13 +70,14 @@ print("figure ->", figure_path)
 # %%
 chosen = bb.selectivity(results)
 if len(chosen):
-    bb.show(chosen.pivot_table(index=["task", "init", "pooling"], columns="layer", values="selectivity"), digits=3)
+    bb.show(chosen.pivot(index=["task", "model", "init", "pooling", "differs"], columns="layer",
+                         values="selectivity"), digits=3)
 for (task, variant), part in table[table["variant"].str.startswith("probe:")].groupby(["task", "variant"]):
     floor = table[(table["task"] == task) & (table["variant"] == "majority")]["accuracy"].iloc[0]
     line = []
-    for init, curve in part.groupby("init"):
-        best = curve.sort_values("accuracy").iloc[-1]
-        line.append(f"{init} best layer {int(best['layer'])} {best['accuracy']:.3f} "
+    for (init, differs), curve in part.groupby(["init", "differs"]):
+        best = curve.sort_values("accuracy", kind="stable").iloc[-1]
+        line.append(f"{init}{f' ({differs})' if differs else ''} best layer {int(best['layer'])} {best['accuracy']:.3f} "
                     f"(last layer {curve.sort_values('layer')['accuracy'].iloc[-1]:.3f})")
     print(f"{task} {variant}: majority {floor:.3f}; " + "; ".join(line))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import json
 import os
 import types
@@ -286,3 +287,30 @@ def parse_overrides(text: str, field_types: Mapping[str, Any], normalise: typing
             raise ValueError(f"{field}: {name_field!r} cannot be set per name")
         changes.setdefault(canonical, {})[name_field] = coerce(value.strip(), field_types[name_field], name_field)
     return changes
+
+
+# ------------------------------------------------------------------------------------------------------- pooling
+# Recorded config fields that say which runs a sweep makes or how a process ran, not what one run computed: runs whose
+# configs differ only in these may be pooled (a median over seeds, one interval over their predictions). ``runs``,
+# ``tasks``, ``datasets``, ``fusions``, ``poolings`` and ``studies`` list a sweep's other runs (the run's own is in its
+# variant/task columns); ``fold`` is pooled out of fold under cross-validation.
+POOLED_OVER = ("seed", "seeds", "pair_seeds", "fold", "runs", "tasks", "datasets", "fusions", "poolings", "studies",
+               "task_overrides", "dataset_overrides", "num_threads", "resume", "checkpoint_every",
+               "checkpoint_minutes", "keep_checkpoints", "tensorboard", "predict_test")
+
+
+def pooling_key(config_json: str) -> str:
+    """10 hex digits shared by exactly the runs that may be pooled: the recorded config (the ``config`` column)
+    without :data:`POOLED_OVER`. Two learning rates, two subsets or two max lengths give two keys, never one row."""
+    config = json.loads(config_json) if config_json else {}
+    kept = {key: value for key, value in config.items() if key not in POOLED_OVER}
+    return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def config_differences(configs: list[str]) -> list[str]:
+    """For each recorded config (JSON) of a list, the fields (outside :data:`POOLED_OVER`) whose value differs from
+    another config of the list, as ``field=value`` text: what tells otherwise-alike table rows apart."""
+    parsed = [json.loads(config) if config else {} for config in configs]
+    fields = sorted({key for config in parsed for key in config} - set(POOLED_OVER))
+    differing = [key for key in fields if len({json.dumps(config.get(key), sort_keys=True) for config in parsed}) > 1]
+    return [", ".join(f"{key}={config.get(key)}" for key in differing) for config in parsed]

@@ -104,21 +104,26 @@ def pretrain_markdown(frame: pd.DataFrame) -> str:
 def longdoc_markdown(frame: pd.DataFrame, predictions: pd.DataFrame | None = None) -> str:
     """Per dataset: each strategy's test accuracy and F1 with 95% bootstrap CIs and its cost, then the best
     strategy against ``head`` with a paired bootstrap CI of the F1 difference (when predictions are given)."""
-    table = longdoc_summary(frame)
+    table = longdoc_summary(frame, predictions)
     comparison = compare_to(frame, predictions) if predictions is not None else pd.DataFrame()
     parts = []
     for (dataset, model, preset), part in table.groupby(["dataset", "model", "preset"], sort=False):
         lines = [f"**{dataset}** — model `{model}`, preset `{preset}`, {int(part['train_docs'].iloc[0])} training "
                  f"documents, device `{part['device'].iloc[0]}`", "",
-                 "| strategy | test accuracy [95% CI] | test F1 [95% CI] | tokens/doc, train (per epoch) | "
-                 "tokens/doc, inference | windows/doc | train time | predict time | peak memory | best epoch |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                 "| strategy | runs (seeds) | test accuracy [95% CI] | test F1 [95% CI] | tokens/doc, train (per "
+                 "epoch) | tokens/doc, inference | windows/doc | train time | predict time | peak memory | best "
+                 "epoch |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in part.itertuples(index=False):
+            name = f"`{row.variant}`" + (f" ({row.differs})" if row.differs else "")
             lines.append(
-                f"| `{row.variant}` | {row.accuracy:.3f} [{row.accuracy_ci_low:.3f}, {row.accuracy_ci_high:.3f}] | "
-                f"{row.f1:.3f} [{row.f1_ci_low:.3f}, {row.f1_ci_high:.3f}] | {row.train_tokens_per_doc:.0f} | "
-                f"{row.test_tokens_per_doc:.0f} | {row.windows_per_doc:.2f} | {row.train_s:.0f} s | "
-                f"{row.predict_s:.1f} s | {row.peak_mb / 1024:.1f} GiB | {row.best_epoch:.0f}/{row.epochs_run:.0f} |")
+                f"| {name} | {row.runs} ({row.seeds}) | {row.accuracy:.3f} [{row.accuracy_ci_low:.3f}, "
+                f"{row.accuracy_ci_high:.3f}] | {row.f1:.3f} [{row.f1_ci_low:.3f}, {row.f1_ci_high:.3f}] | "
+                f"{row.train_tokens_per_doc:.0f} | {row.test_tokens_per_doc:.0f} | {row.windows_per_doc:.2f} | "
+                f"{row.train_s:.0f} s | {row.predict_s:.1f} s | {row.peak_mb / 1024:.1f} GiB | "
+                f"{row.best_epoch:.0f}/{row.epochs_run:.0f} |")
+        lines += ["", "Intervals: " + "; ".join(sorted(set(part["ci_from"]))) + ". Peak memory: "
+                  + "; ".join(sorted(set(part["peak_is"]))) + "."]
         best = part.sort_values("f1", ascending=False, kind="stable").iloc[0]
         verdict = f"Best test F1: `{best['variant']}` {best['f1']:.3f}"
         found = comparison[(comparison["dataset"] == dataset) & (comparison["variant"] == best["variant"])
@@ -152,9 +157,10 @@ def probes_markdown(frame: pd.DataFrame) -> str:
         lines = [f"**{task}** — dev accuracy per layer (0 = embeddings)", "",
                  "| model | probe | " + " | ".join(str(layer) for layer in layers) + " |",
                  "|---|---|" + "---:|" * len(layers)]
-        for (init, variant), curve in curves.groupby(["init", "variant"], sort=True):
+        for (init, variant, differs), curve in curves.groupby(["init", "variant", "differs"], sort=True):
             values = curve.set_index("layer")["accuracy"]
-            lines.append(f"| {init} | `{variant}` | " + " | ".join(f"{values.get(layer, float('nan')):.3f}"
+            name = f"`{init}`" + (f" ({differs})" if differs else "")
+            lines.append(f"| {name} | `{variant}` | " + " | ".join(f"{values.get(layer, float('nan')):.3f}"
                                                                for layer in layers) + " |")
         floor = part[part["variant"] == "majority"]["accuracy"]
         own = part[part["variant"] == "full_model"]["accuracy"]

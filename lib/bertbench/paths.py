@@ -59,3 +59,16 @@ def runs_dir() -> Path:
         raise OSError(f"cannot create the runs folder {path} (checkpoints, submissions): {err.strerror or err}; "
                       "set BB_RUNS_DIR to a writable folder") from None
     return path
+
+
+def portable_path(path: str | Path) -> str:
+    """``path`` as results record it, the same on every machine (no machine paths in committed outputs/):
+    ``<data>/...`` inside the data folder, ``<runs>/...`` inside the runs folder, relative to the repository inside
+    the checkout; a path elsewhere (the user's own file) stays as given."""
+    resolved = Path(path).expanduser().resolve()
+    for anchor, label in ((data_dir(), "<data>"), (runs_dir(), "<runs>")):
+        if resolved.is_relative_to(anchor):
+            return (Path(label) / resolved.relative_to(anchor)).as_posix()
+    if resolved.is_relative_to(repo_root()):
+        return resolved.relative_to(repo_root()).as_posix()
+    return str(path)

@@ -66,7 +66,7 @@ def test_protocols_are_never_pooled_and_their_tables_are_separate(outputs):
     assert "**Protocol 1** · `03_glue_finetune`" in markdown and "**Protocol 2** · `03_glue_finetune`" in markdown
     # the subset that differs (beta's MRPC on 900 examples) is marked and left out of the shared mean
     assert table.loc["alpha", "shared_tasks"] == "cola, sst2" and table.loc["alpha", "unshared_budget"] == "mrpc"
-    assert "† beta on mrpc: 900 training examples" in markdown
+    assert "† beta (`pretrained`) on mrpc: 900 training examples" in markdown
     mixed = A.aggregate_outputs(_config(outputs, across_protocols=True))
     assert mixed.table["group"].nunique() == 1 and mixed.table["protocol_mixed"].all()
     assert "⚠" in A.summary_markdown(mixed)

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from .. import metrics as M
 from ..checkpoint import remove_training_state, start_or_skip
-from ..config import check_choice
+from ..config import check_choice, config_differences, pooling_key
 from ..data.examples import Examples
 from ..data.glue import get_task
 from ..encoding import PadCollator, encode
@@ -285,21 +285,25 @@ def run_heads(cfg: HeadsConfig, results_path: str | Path, verbose: bool = True) 
 
 
 def heads_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, variant): dev score median over seeds with min and max, seeds, train examples/s (median).
-
-    A (task, variant, seed) run more than once under different settings counts once: its latest run.
-    """
-    latest = frame.sort_values("created_at", kind="stable").drop_duplicates(
-        ["task", "variant", "seed", "split", "metric"], keep="last")
-    frame = frame[frame["run_id"].isin(set(latest["run_id"]))]
+    """Per (task, variant, configuration): dev score median over seeds with min and max, seeds, train examples/s
+    (median). Only runs whose recorded configs differ by seed alone are pooled (``bertbench.config.pooling_key``);
+    ``differs`` names what tells two rows of one task and variant apart."""
+    frame = frame.assign(config_key=frame["config"].map(pooling_key))
     dev = frame[(frame["split"] == "dev") & (frame["metric"] == "score")]
     speed = frame[(frame["split"] == "train") & (frame["metric"] == "examples_per_s")]
-    rows = []
-    for (task, variant), group in dev.groupby(["task", "variant"], sort=False):
+    rows, configs = [], []
+    for (task, variant, _key), group in dev.groupby(["task", "variant", "config_key"], sort=False):
         values = group["value"].astype(float).tolist()
-        rate = speed[(speed["task"] == task) & (speed["variant"] == variant)]["value"].astype(float)
+        rate = speed[speed["run_id"].isin(set(group["run_id"]))]["value"].astype(float)
         rows.append({"task": task, "variant": variant, "seeds": len(values),
                      "dev_score_median": statistics.median(values), "dev_score_min": min(values),
                      "dev_score_max": max(values),
                      "train_examples_per_s": statistics.median(rate) if len(rate) else float("nan")})
-    return pd.DataFrame(rows)
+        configs.append(group["config"].iloc[0])
+    table = pd.DataFrame(rows)
+    if len(table):
+        table["differs"] = ""
+        for _, alike in table.groupby(["task", "variant"], sort=False):
+            if len(alike) > 1:
+                table.loc[alike.index, "differs"] = config_differences([configs[i] for i in alike.index])
+    return table

@@ -13,7 +13,7 @@ from ... import metrics as M
 from ...config import check_choice
 from ...data.glue import get_task
 from ..long_documents import longdoc_summary
-from .protocol import GLUE_TASKS, OPTIMISTIC, PROTOCOL, SYSTEM, ProtocolError
+from .protocol import GLUE_TASKS, OPTIMISTIC, PROTOCOL, SYSTEM, ProtocolError, protocol_frame
 
 
 # --------------------------------------------------------------------------------------------------------- bootstrap
@@ -167,7 +167,7 @@ def glue_table(cells: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION,
                                 sort=False)
     wide = wide.reindex(columns=[task for task in GLUE_TASKS if task in wide.columns]).reset_index()
     budgets = budgets.reindex(columns=[task for task in GLUE_TASKS if task in budgets.columns]).reset_index()
-    groups = wide[list(PROTOCOL)].astype(str).agg(" | ".join, axis=1)
+    groups = protocol_frame(wide).astype(str).agg(" | ".join, axis=1)
     wide["group"] = 0 if across_protocols else pd.factorize(groups)[0]
     expected = list(M.GLUE_CONVENTIONS[convention])
     out = []
@@ -190,7 +190,7 @@ def glue_table(cells: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION,
         wide.loc[members.index, "unshared_budget"] = ", ".join(unequal)
         if tasks:
             wide.loc[members.index, "shared_amean"] = members[tasks].mean(axis=1)
-        wide.loc[members.index, "protocol_mixed"] = len(members[list(PROTOCOL)].drop_duplicates()) > 1
+        wide.loc[members.index, "protocol_mixed"] = len(protocol_frame(members).drop_duplicates()) > 1
     return wide
 
 
@@ -216,7 +216,8 @@ def compare_systems(cells: pd.DataFrame, a: dict, b: dict, across_protocols: boo
                              "model, variant, protocol)")
         picked.append(cells[mask].set_index("task"))
     left, right = picked
-    differing = [column for column in PROTOCOL if left[column].iloc[0] != right[column].iloc[0]]
+    protocols = protocol_frame(left.iloc[:1]).iloc[0], protocol_frame(right.iloc[:1]).iloc[0]
+    differing = [column for column in PROTOCOL if protocols[0][column] != protocols[1][column]]
     if differing and not across_protocols:
         raise ProtocolError(f"{a} and {b} differ in {', '.join(differing)}; comparing them needs "
                             "across_protocols=True (the comparison is then marked)")
@@ -227,14 +228,17 @@ def compare_systems(cells: pd.DataFrame, a: dict, b: dict, across_protocols: boo
         difference = left.loc[task, "median"] - right.loc[task, "median"]
         records.append({"task": task, "a": left.loc[task, "median"], "b": right.loc[task, "median"],
                         "difference": difference if across_protocols or not reasons else np.nan,
-                        "protocol_mixed": bool(reasons) and across_protocols, "differs_in": "; ".join(reasons)})
-    return pd.DataFrame(records, columns=["task", "a", "b", "difference", "protocol_mixed", "differs_in"])
+                        "protocol_mixed": bool(reasons) and across_protocols, "differs_in": "; ".join(reasons),
+                        "checkpoints": f"{left['init'].iloc[0]} vs {right['init'].iloc[0]}"})
+    return pd.DataFrame(records, columns=["task", "a", "b", "difference", "protocol_mixed", "differs_in",
+                                          "checkpoints"])
 
 
 # ------------------------------------------------------------------------------------------- the other notebooks
-def longdoc_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Notebook 04's runs: test accuracy and F1 with their bootstrap CIs against encoder tokens per document."""
-    table = longdoc_summary(frame)
+def longdoc_table(frame: pd.DataFrame, predictions: pd.DataFrame | None = None, samples: int = 1000) -> pd.DataFrame:
+    """Notebook 04's runs (pooled over seeds and folds only, :func:`longdoc_summary`): test accuracy and F1 with
+    their intervals against encoder tokens per document. ``predictions``: notebook 04's per-document predictions."""
+    table = longdoc_summary(frame, predictions, samples)
     if not len(table):
         return table
     parts = table["variant"].str.split("+", n=1)

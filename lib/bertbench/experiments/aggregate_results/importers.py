@@ -4,7 +4,6 @@ folders, the published reference table, and notebook 03's per-example prediction
 from __future__ import annotations
 
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pandas as pd
 
 from ... import metrics as M
 from ...data.glue import get_task
-from ...paths import data_dir, repo_root
+from ...paths import portable_path, repo_root
 from ...results import ResultsError, load_results, make_rows
 from ..glue_finetune import PREDICTION_COLUMNS
 from ..glue_finetune import read_predictions as read_glue_predictions
@@ -35,12 +34,8 @@ DITBERT_CAVEAT = ("DitBERT's notebooks never shuffled the fine-tuning data; its 
 
 
 def _shown(path: Path) -> str:
-    """``path`` as the summary shows it, the same on every machine: ``<data>/...`` inside the data folder, else
-    relative to the repository root."""
-    path = Path(path).resolve()
-    if path.is_relative_to(data_dir()):
-        return (Path("<data>") / path.relative_to(data_dir())).as_posix()
-    return os.path.relpath(path, repo_root())
+    """``path`` as the summary shows it, the same on every machine (:func:`bertbench.paths.portable_path`)."""
+    return portable_path(path)
 
 
 def read_outputs(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

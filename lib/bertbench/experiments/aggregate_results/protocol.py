@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pandas as pd
+
 from ...config import BaseConfig, check_choice, check_range
 from ...paths import data_dir, outputs_dir
 
@@ -17,6 +19,20 @@ OPTIMISTIC = "best_epoch_best_run_on_dev (optimistic: chosen and reported on dev
 # DitBERT's aggregation took the best over every run of a model, its from-MNLI runs among them; under its rule the
 # imported runs are grouped the same way (an init of its own, so they never pool with anything else)
 DITBERT_GROUPING = "all runs of the model, from-MNLI runs included (DitBERT's grouping)"
+
+
+def start_of(init: str) -> str:
+    """The protocol part of ``init``: a run warm-started from an intermediate task (``intermediate:<task>``) follows
+    another protocol than a run started from its model's own checkpoint, whatever that checkpoint is. What the
+    checkpoint is (``sentence-embedding``, ``own-pretraining``, ...) goes with the model: two models are compared
+    under one protocol, their provenance shown beside each."""
+    init = str(init)
+    return init if init.startswith("intermediate:") or "grouping" in init else "the model's checkpoint"
+
+
+def protocol_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s :data:`PROTOCOL` columns with ``init`` read as :func:`start_of`: what decides pooling and tables."""
+    return frame[list(PROTOCOL)].assign(init=frame["init"].map(start_of))
 
 
 class ProtocolError(ValueError):

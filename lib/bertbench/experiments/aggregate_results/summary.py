@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ... import metrics as M
-from ...results import load_results, make_rows, replace_results
+from ...results import load_results, make_rows, predictions_path, replace_results
 from .cells import _per_run_scores, glue_cells, glue_table, longdoc_table, pretraining_curves, probe_best_layers
 from .importers import (
     DITBERT_CAVEAT,
@@ -24,7 +24,7 @@ from .importers import (
     reference_cells,
 )
 from .plots import plot_glue, plot_longdoc, plot_pretraining, plot_probes
-from .protocol import DITBERT_GROUPING, GLUE_TASKS, NOTEBOOK, OPTIMISTIC, SYSTEM, AggregateConfig
+from .protocol import DITBERT_GROUPING, GLUE_TASKS, NOTEBOOK, OPTIMISTIC, SYSTEM, AggregateConfig, start_of
 
 
 @dataclasses.dataclass
@@ -74,7 +74,10 @@ def aggregate_outputs(cfg: AggregateConfig, figures_dir: str | Path | None = Non
     refs = reference_cells(references) if len(references) else pd.DataFrame()
     means = references[references["task"] == "glue"] if len(references) else pd.DataFrame()
     figures: dict[str, Path] = {}
-    longdoc, probes, curves = longdoc_table(rows), probe_best_layers(rows), pretraining_curves(rows)
+    longdoc_predictions = predictions_path(cfg.results_folder() / "04_long_documents.csv")
+    longdoc = longdoc_table(rows, pd.read_csv(longdoc_predictions, dtype={"doc_id": str, "run_id": str, "label": str})
+                            if longdoc_predictions.is_file() else None, cfg.bootstrap_samples)
+    probes, curves = probe_best_layers(rows), pretraining_curves(rows)
     if figures_dir is not None:
         folder = Path(figures_dir)
         drawn = {"glue": plot_glue(runs, folder / f"{NOTEBOOK[:2]}_glue.png"),
@@ -126,9 +129,11 @@ def aggregate_rows(result: Aggregation) -> list[dict]:
     for row in result.longdoc.to_dict("records"):
         system = {"source": "04_long_documents", **{key: row[key] for key in (
             "model", "variant", "init", "selection", "max_len", "preset")}}
+        system["variant"] += f" [{row['differs']}]" if row["differs"] else ""  # one configuration per system
         emit(system, row["dataset"], "test", {name: row[name] for name in (
             "accuracy", "accuracy_ci_low", "accuracy_ci_high", "f1", "f1_ci_low", "f1_ci_high",
-            "test_tokens_per_doc", "train_s")}, {"runs": row["runs"]}, row["train_docs"])
+            "test_tokens_per_doc", "train_s")}, {"runs": row["runs"], "seeds": row["seeds"],
+                                                 "ci_from": row["ci_from"]}, row["train_docs"])
     for row in result.probes.to_dict("records"):
         system = {"source": "05_layer_probes", "model": row["model"], "variant": row["variant"], "init": row["init"],
                   "selection": "best_layer_on_dev (descriptive)", "max_len": 0, "preset": row["preset"]}
@@ -162,7 +167,7 @@ def _glue_markdown(table: pd.DataFrame, cells: pd.DataFrame, tasks: Sequence[str
                       "request)**", ""]
         else:
             also = " (other tables of this protocol number compare directly)" if sources_per_group[group] > 1 else ""
-            lines += [f"**Protocol {group + 1}** · `{source}`{also}: init `{first['init']}` · selection "
+            lines += [f"**Protocol {group + 1}** · `{source}`{also}: start `{start_of(first['init'])}` · selection "
                       f"`{first['selection']}` · max_len {first['max_len'] or 'not recorded'} · preset "
                       f"`{first['preset']}`", ""]
         shown = [task for task in tasks if task in members.columns and members[task].notna().any()]
@@ -177,7 +182,7 @@ def _glue_markdown(table: pd.DataFrame, cells: pd.DataFrame, tasks: Sequence[str
         for row in members.to_dict("records"):
             mine = system_cells[(system_cells[list(SYSTEM)] == pd.Series({c: row[c] for c in SYSTEM})).all(axis=1)]
             by_task = {cell["task"]: cell for cell in mine.to_dict("records")}
-            name = row["model"] + (f" · {row['variant']}" if row["variant"] else "")
+            name = f"{row['model']} (`{row['init']}`)" + (f" · {row['variant']}" if row["variant"] else "")
             if bool(first["protocol_mixed"]):
                 name += f" ({row['init']}, {row['selection']}, max_len {row['max_len']}, {row['preset']})"
             texts = []
@@ -251,7 +256,7 @@ def summary_markdown(result: Aggregation, link_prefix: str = "") -> str:
     lines += [f"- {message}" for message in result.messages]
     lines += [f"- selection rule `{cfg.selection_rule}`; cross-protocol comparison "
               f"{'ON (marked)' if cfg.across_protocols else 'off'}; GLUE means over the tasks present, "
-              f"{M.CONVENTION_TEXT[cfg.glue_convention]} (`{cfg.glue_convention}`); bootstrap "
+              f"convention {M.CONVENTION_TEXT[cfg.glue_convention]}; bootstrap "
               f"{cfg.bootstrap_samples} resamples, "
               f"{cfg.ci_level:.0%} CI", ""]
     lines += ["### GLUE dev: bertbench runs and imported runs", "",
@@ -262,7 +267,7 @@ def summary_markdown(result: Aggregation, link_prefix: str = "") -> str:
               ""]
     if len(result.table):
         lines += _glue_markdown(result.table, result.cells, GLUE_TASKS,
-                                f"amean (tasks; `{cfg.glue_convention}`: {M.CONVENTION_TEXT[cfg.glue_convention]})")
+                                f"amean (tasks; {M.CONVENTION_TEXT[cfg.glue_convention]})")
     else:
         lines += ["No GLUE runs found.", ""]
     if len(result.optimistic):
@@ -298,7 +303,8 @@ def summary_markdown(result: Aggregation, link_prefix: str = "") -> str:
                   "| dataset | strategy | aggregation | F1 [95% CI] | accuracy [95% CI] | encoder tokens/doc | "
                   "train s | runs |", "|---|---|---|---:|---:|---:|---:|---:|"]
         for row in result.longdoc.to_dict("records"):
-            lines.append(f"| {row['dataset']} | {row['strategy']} | {row['aggregation']} | {_number(row['f1'])} "
+            strategy = row["strategy"] + (f" ({row['differs']})" if row["differs"] else "")
+            lines.append(f"| {row['dataset']} | {strategy} | {row['aggregation']} | {_number(row['f1'])} "
                          f"[{_number(row['f1_ci_low'])}, {_number(row['f1_ci_high'])}] | {_number(row['accuracy'])} "
                          f"[{_number(row['accuracy_ci_low'])}, {_number(row['accuracy_ci_high'])}] | "
                          f"{row['test_tokens_per_doc']:.0f} | {row['train_s']:.0f} | {row['runs']} |")

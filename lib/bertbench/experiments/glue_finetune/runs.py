@@ -17,11 +17,21 @@ from torch.utils.data import DataLoader
 
 from ... import metrics as M
 from ...checkpoint import finished_runs, remove_training_state, start_or_skip
-from ...config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
+from ...config import (
+    TRAINING_RUNTIME,
+    BaseConfig,
+    check_choice,
+    check_range,
+    check_training_fields,
+    config_differences,
+    parse_overrides,
+    pooling_key,
+)
 from ...data.examples import DataError, Examples
 from ...data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
 from ...dist import is_main_process
 from ...encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, encode
+from ...memory import PeakMemory
 from ...models import (
     build_classifier,
     configure_threads,
@@ -285,6 +295,8 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
 
     encoded = encoded or encode_task(cfg, data)
     tokenizer = encoded.tokenizer
+    # this run's own peak memory, from before its model exists to its last evaluation (memory.py)
+    peak = PeakMemory().start()
     model, head_init = build_classifier(
         cfg.warm_start or cfg.model, tokenizer, task.label_names, regression=task.is_regression,
         max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
@@ -311,6 +323,8 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
             write_submission(TASKS["ax"], "test", ax, logits, run_dir / "submission")
         except DataError as err:
             print(f"[mnli] no AX predictions: {err}")
+    peak.stop()
+    outcome.entries += [("run", outcome.result.best_epoch, name, value) for name, value in peak.metrics().items()]
     rows = run_rows(cfg, task, seed, run_id, notebook, variant, head_init, outcome, len(data.train), started)
     # predictions first: a run in the results file then always has its per-example predictions
     write_predictions(prediction_frame(run_id, task, data.evals, outcome.eval_logits), predictions_path(results_path),
@@ -382,6 +396,10 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     dev_score = float(np.mean(split_scores))
     entries.append(("dev", result.best_epoch, "score", dev_score))
     entries.append(("train", result.best_epoch, "examples_per_s", result.examples_seen / result.train_seconds))
+    # encoder tokens trained on (padding excluded): every epoch run reads the whole training set once
+    tokens = float(np.sum(train_set.lengths)) * len(result.history)
+    entries.append(("train", result.best_epoch, "train_tokens", tokens))
+    entries.append(("train", result.best_epoch, "tokens_per_s", tokens / result.train_seconds))
     entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
     return model, Outcome(result, entries, dev_score, accelerator, eval_logits)
@@ -426,15 +444,21 @@ def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) ->
 
 
 def glue_summary(frame: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION) -> tuple[pd.DataFrame, dict]:
-    """Per task: median dev score over seeds with min and max, plus the GLUE arithmetic/harmonic means under
-    ``convention`` (:data:`bertbench.metrics.GLUE_CONVENTIONS`: by default WNLI left out, MNLI once).
+    """Per task and configuration: median dev score over seeds with min and max, plus the GLUE arithmetic/harmonic
+    means under ``convention`` (:data:`bertbench.metrics.GLUE_CONVENTIONS`: by default WNLI left out, MNLI once).
+
+    Only runs whose recorded configs differ by seed alone are pooled (:func:`bertbench.config.pooling_key`): a task
+    run under two settings gets two rows, ``differs`` says what differs, and the means leave that task out and name
+    it (which of its rows would count is not for a mean to choose).
 
     Returns:
-        (table, means): the table has one row per task; means as :func:`bertbench.metrics.glue_means`.
+        (table, means): the table has one row per task and configuration; means as
+        :func:`bertbench.metrics.glue_means`.
     """
     final = frame[frame["split"].isin(["dev", "dev_matched", "dev_mismatched"])]
-    rows = []
-    for task_name, group in final.groupby("task", sort=False):
+    final = final.assign(config_key=final["config"].map(pooling_key))
+    rows, configs = [], []
+    for (task_name, _key), group in final.groupby(["task", "config_key"], sort=False):
         task = get_task(task_name)
         scores = group[group["metric"] == "score"]["value"].astype(float).tolist()
         row = {"task": task_name, "seeds": len(scores), "score_median": statistics.median(scores),
@@ -446,12 +470,22 @@ def glue_summary(frame: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION) ->
                 if len(values):
                     row[f"{metric}{suffix}_median"] = statistics.median(values)
         row["train_examples"] = int(group["train_examples"].iloc[0])
-        row["wall_s_median"] = statistics.median(frame[frame["task"] == task_name]
+        row["wall_s_median"] = statistics.median(frame[frame["run_id"].isin(set(group["run_id"]))]
                                                  .drop_duplicates("run_id")["wall_s"].astype(float))
         rows.append(row)
+        configs.append(group["config"].iloc[0])
     table = pd.DataFrame(rows)
-    means = M.glue_means(dict(zip(table["task"], table["score_median"], strict=True)) if len(table) else {},
-                         convention)
+    if not len(table):
+        return table, M.glue_means({}, convention)
+    table["differs"] = ""
+    for _, alike in table.groupby("task", sort=False):
+        if len(alike) > 1:
+            table.loc[alike.index, "differs"] = config_differences([configs[i] for i in alike.index])
+    single = table[~table["task"].duplicated(keep=False)]
+    means = M.glue_means(dict(zip(single["task"], single["score_median"], strict=True)), convention)
+    several = {task: count for task, count in table["task"].value_counts(sort=False).items() if count > 1}
+    means["missing"] = [f"{task} ({several[task]} configurations)" if task in several else task
+                        for task in means["missing"]]
     return table, means
 
 

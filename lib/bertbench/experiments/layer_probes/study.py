@@ -18,11 +18,11 @@ from tqdm.auto import tqdm
 
 from ... import metrics as M
 from ...checkpoint import existing_folder, remove_training_state, replace_folder, start_or_skip
-from ...config import BaseConfig, check_choice, check_range, check_training_fields
+from ...config import BaseConfig, check_choice, check_range, check_training_fields, config_differences, pooling_key
 from ...data.examples import Examples
 from ...data.glue import get_task, load_glue
 from ...models import configure_threads, is_random, load_tokenizer, model_provenance, resolve_model
-from ...paths import runs_dir
+from ...paths import portable_path, runs_dir
 from ...results import check_writable, make_rows, write_results
 from ...train import device_description
 from .probes import (
@@ -262,7 +262,7 @@ def _rows(cfg: ProbeConfig, run_id: str, task: str, init: str, model_name: str, 
               "task": task, "seed": cfg.seed, "init": init, "head_init": "probe", "selection": "last_epoch",
               "max_len": max_len or cfg.max_len, "train_examples": train_examples,
               "device": device_description(default_device()), "wall_s": round(time.perf_counter() - started, 2),
-              "config": json.dumps({**cfg.recorded(), "encoder": model_name}, sort_keys=True)}
+              "config": json.dumps({**cfg.recorded(), "encoder": _portable(model_name)}, sort_keys=True)}
     rows = []
     for (variant, layer), group in itertools.groupby(entries, key=lambda entry: (entry[0], entry[2])):
         step = -1 if variant in ("majority", "full_model", "always_no_answer") else cfg.probe_epochs
@@ -363,22 +363,43 @@ def _pretrained_source(cfg: ProbeConfig) -> str:
 
 
 def probe_summary(frame: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
-    """Dev ``metric`` per (task, init, variant, layer): one row per curve point, floors and ceilings as layer -1."""
+    """Dev ``metric`` per (task, model, init, variant, configuration, layer): one row per curve point, floors and
+    ceilings as layer -1. Probes whose recorded configs differ by seed alone are averaged (``seeds`` counts them);
+    probes under other settings are separate rows, told apart by ``differs``, never averaged together."""
     dev = frame[(frame["split"] == "dev") & (frame["metric"] == metric)]
-    table = dev[["task", "init", "variant", "layer", "value"]].rename(columns={"value": metric})
-    return table.sort_values(["task", "init", "variant", "layer"]).reset_index(drop=True)
+    dev = dev.assign(config_key=dev["config"].map(pooling_key))
+    keys = ["task", "model", "init", "variant", "config_key"]
+    table = (dev.groupby([*keys, "layer"], sort=False)
+             .agg(value=("value", "mean"), seeds=("seed", "nunique"), config=("config", "first")).reset_index())
+    table["differs"] = ""
+    curves = table.drop_duplicates(keys)
+    for _, alike in curves.groupby(["task", "model", "init", "variant"], sort=False):
+        if len(alike) > 1:
+            labels = dict(zip(alike["config_key"], config_differences(list(alike["config"])), strict=True))
+            rows = table["config_key"].isin(labels) & table.set_index(keys[:4]).index.isin(alike.set_index(
+                keys[:4]).index)
+            table.loc[rows, "differs"] = table.loc[rows, "config_key"].map(labels)
+    table = table.rename(columns={"value": metric}).drop(columns=["config"])
+    return table.sort_values(["task", "model", "init", "variant", "differs", "layer"], kind="stable").reset_index(
+        drop=True)
 
 
 def selectivity(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (task, init, pooling, layer): probe dev accuracy - control dev accuracy."""
-    dev = frame[(frame["split"] == "dev") & (frame["metric"] == "accuracy")]
-    probe = dev[dev["variant"].str.startswith("probe:")].assign(pooling=lambda d: d["variant"].str.split(":").str[1])
-    control = dev[dev["variant"].str.startswith("control:")].assign(
-        pooling=lambda d: d["variant"].str.split(":").str[1])
-    keys = ["task", "init", "pooling", "layer"]
-    merged = probe[keys + ["value"]].merge(control[keys + ["value"]], on=keys, suffixes=("_probe", "_control"))
-    merged["selectivity"] = merged["value_probe"] - merged["value_control"]
-    return merged.rename(columns={"value_probe": "probe_accuracy", "value_control": "control_accuracy"})
+    """Per (task, model, init, pooling, configuration, layer): probe dev accuracy - control dev accuracy (the two
+    probes of one configuration: :func:`probe_summary`)."""
+    table = probe_summary(frame)
+    table = table.assign(pooling=table["variant"].str.split(":").str[1], kind=table["variant"].str.split(":").str[0])
+    keys = ["task", "model", "init", "pooling", "config_key", "differs", "layer"]
+    probe, control = (table[table["kind"] == kind][[*keys, "accuracy"]] for kind in ("probe", "control"))
+    merged = probe.merge(control, on=keys, suffixes=("_probe", "_control"))
+    merged["selectivity"] = merged["accuracy_probe"] - merged["accuracy_control"]
+    return merged.rename(columns={"accuracy_probe": "probe_accuracy", "accuracy_control": "control_accuracy"})
+
+
+def _portable(name: str) -> str:
+    """A probed model as results record it: a folder as ``<runs>/...`` or repo-relative (no machine paths), a hub
+    or packaged name as given."""
+    return portable_path(name) if Path(name).exists() else name
 
 
 def is_fine_tuned(init: str) -> bool:

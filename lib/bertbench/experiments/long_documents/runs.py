@@ -30,19 +30,19 @@ from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .. import metrics as M
-from .. import window_pooling as A
-from ..checkpoint import remove_training_state, start_or_skip
-from ..config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
-from ..data.documents import Documents, fixed_split, kfold_splits, load_documents, subsample_stratified
-from ..dist import is_main_process
-from ..memory import PeakMemory
-from ..models import build_classifier, configure_threads, is_random, load_tokenizer, model_provenance, self_check
-from ..paths import runs_dir
-from ..results import check_writable, make_rows, predictions_path, write_predictions, write_results
-from ..train import TrainSettings, device_description, fit, make_accelerator
-from ..windows import STRATEGIES, DocumentBatchSampler, DocumentWindows, SpecialTokens, WindowCollator, WindowSpec
-from .glue_finetune import model_label
+from ... import metrics as M
+from ... import window_pooling as A
+from ...checkpoint import remove_training_state, start_or_skip
+from ...config import TRAINING_RUNTIME, BaseConfig, check_choice, check_range, check_training_fields, parse_overrides
+from ...data.documents import Documents, fixed_split, kfold_splits, load_documents, subsample_stratified
+from ...dist import is_main_process
+from ...memory import PeakMemory
+from ...models import build_classifier, configure_threads, is_random, load_tokenizer, model_provenance, self_check
+from ...paths import portable_path, runs_dir
+from ...results import check_writable, make_rows, predictions_path, write_predictions, write_results
+from ...train import TrainSettings, device_description, fit, make_accelerator
+from ...windows import STRATEGIES, DocumentBatchSampler, DocumentWindows, SpecialTokens, WindowCollator, WindowSpec
+from ..glue_finetune import model_label
 
 NOTEBOOK = "04_long_documents"
 ALL_RUNS = ("head", "tail", "head_tail", "rs", "rso", "rsd") + tuple(f"windows+{rule}" for rule in A.RULES)
@@ -271,7 +271,7 @@ def prepare_dataset(cfg: LongDocConfig, dataset: str) -> PreparedDataset:
         splits, split_file = kfold_splits(docs, cfg.cv_folds), f"stratified {cfg.cv_folds}-fold, seed 0"
     else:
         indices, path = fixed_split(docs)
-        splits, split_file = [indices], str(path)
+        splits, split_file = [indices], portable_path(path)
     capped = []
     for split in splits:
         split = dict(split)
@@ -305,6 +305,9 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
     datasets = {name: DocumentWindows(*prepared.part(fold, name), spec, special, seed=0) for name in ("val", "test")}
     train_set = DocumentWindows(train_tokens, train_labels, spec, special, seed=seed)
     collate = WindowCollator(tokenizer.pad_token_id, multilabel=multilabel)
+    accelerator = make_accelerator(cfg.train_settings())
+    # this run's own peak memory, from before its model exists to its last prediction (memory.py)
+    peak = PeakMemory(accelerator.device).start()
     model, head_init = build_classifier(
         cfg.model, tokenizer, docs.label_names, max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
         attention_dropout=cfg.attention_dropout if cfg.attention_dropout >= 0 else None)
@@ -315,7 +318,6 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
                          text_pair=False, vocab_size=model.get_input_embeddings().num_embeddings)
     loader = DataLoader(train_set, batch_sampler=DocumentBatchSampler(train_set, cfg.batch_size, seed=seed),
                         collate_fn=collate)
-    accelerator = make_accelerator(cfg.train_settings())
     if verbose:
         print(f"[{label}] {len(train_set)} train / {len(datasets['val'])} val / {len(datasets['test'])} test "
               f"documents; first window: {decoded[:160]}")
@@ -333,15 +335,15 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         values["score"] = values[cfg.select_metric]
         return values
 
-    with PeakMemory(accelerator.device) as peak:
-        model, result = fit(model, loader, evaluate, "score", cfg.train_settings(), run_dir / "best", accelerator,
-                            loss_fn=loss_fn, save_extra=tokenizer.save_pretrained, desc=label,
-                            resume_dir=run_dir / "resume", fingerprint=run_id)
-        served_before = datasets["test"].tokens_served, datasets["test"].windows_served
-        predict_started = time.perf_counter()
-        test_probs = predict_documents(model, datasets["test"], collate, cfg, rule, multilabel, accelerator.device,
-                                       desc="test")
-        predict_s = time.perf_counter() - predict_started
+    model, result = fit(model, loader, evaluate, "score", cfg.train_settings(), run_dir / "best", accelerator,
+                        loss_fn=loss_fn, save_extra=tokenizer.save_pretrained, desc=label,
+                        resume_dir=run_dir / "resume", fingerprint=run_id)
+    served_before = datasets["test"].tokens_served, datasets["test"].windows_served
+    predict_started = time.perf_counter()
+    test_probs = predict_documents(model, datasets["test"], collate, cfg, rule, multilabel, accelerator.device,
+                                   desc="test")
+    predict_s = time.perf_counter() - predict_started
+    peak.stop()
     test_tokens = (datasets["test"].tokens_served - served_before[0]) / len(datasets["test"])
     test_windows = (datasets["test"].windows_served - served_before[1]) / len(datasets["test"])
     epochs_run = len(result.history)
@@ -366,8 +368,8 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         ("test", best, "windows_per_doc", test_windows),
         ("train", best, "train_s", result.train_seconds),
         ("test", best, "predict_s", predict_s),
-        ("run", best, f"peak_{peak.kind}_mb", peak.mb),
     ]
+    entries += [("run", best, name, value) for name, value in peak.metrics().items()]
     common = {
         "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
         "task": docs.name,
@@ -404,40 +406,6 @@ def save_predictions(run_id: str, ids: list[str], labels: np.ndarray, probs: np.
     write_predictions(frame, path)
 
 
-def compare_to(frame: pd.DataFrame, predictions: pd.DataFrame, baseline: str = "head", metric: str = "f1",
-               samples: int = 1000) -> pd.DataFrame:
-    """Each variant against ``baseline`` on the same test documents: the difference in ``metric`` with a paired
-    bootstrap 95% CI, and whether the CI excludes 0. Needs the runs' per-document predictions."""
-    columns = ["dataset", "model", "seed", "variant", "baseline", f"{metric}_difference", "ci_low", "ci_high",
-               "beyond_noise", "test_docs"]
-    out = []
-    frame = frame[frame["notebook"] == NOTEBOOK]
-    runs = frame.drop_duplicates("run_id").assign(strategy=lambda runs: runs["variant"].str.split(" fold").str[0])
-    for (dataset, model, seed), group in runs.groupby(["task", "model", "seed"], sort=False):
-        # one variant's test predictions: its run's, or under cross-validation every fold's (out of fold, each
-        # document once), so the paired bootstrap runs over the pooled documents
-        by_strategy = {strategy: predictions[predictions["run_id"].isin(set(part["run_id"]))]
-                        .sort_values("doc_id", kind="stable")
-                        for strategy, part in group.groupby("strategy", sort=False)}
-        if baseline not in by_strategy or not len(by_strategy[baseline]):
-            continue
-        base = by_strategy[baseline]
-        labels = np.asarray([json.loads(value) for value in base["label"]])
-        probability_columns = [column for column in base.columns
-                               if column.startswith("p_") and base[column].notna().all()]
-        problem = "multilabel" if labels.ndim == 2 else ("binary" if len(probability_columns) == 2 else "multiclass")
-        for strategy, other in by_strategy.items():
-            if strategy == baseline or other["doc_id"].tolist() != base["doc_id"].tolist():
-                continue  # the baseline itself, or not the same test documents: not a paired comparison
-            diff, low, high = M.paired_bootstrap_difference(other[probability_columns].to_numpy(),
-                                                            base[probability_columns].to_numpy(), labels, problem,
-                                                            metric, samples)
-            out.append({"dataset": dataset, "model": model, "seed": seed, "variant": strategy, "baseline": baseline,
-                        f"{metric}_difference": diff, "ci_low": low, "ci_high": high,
-                        "beyond_noise": bool(low > 0 or high < 0), "test_docs": len(base)})
-    return pd.DataFrame(out, columns=columns)
-
-
 def run_long_documents(cfg: LongDocConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:
     """Every dataset x run x seed (x fold) of ``cfg``; each run's rows are written as soon as it ends."""
     check_writable(results_path)
@@ -451,69 +419,3 @@ def run_long_documents(cfg: LongDocConfig, results_path: str | Path, verbose: bo
                 for fold in range(len(prepared.splits)):
                     frames.append(run_one(dataset_cfg, prepared, run, seed, fold, Path(results_path), verbose))
     return pd.concat(frames, ignore_index=True)
-
-
-def _value(rows: pd.DataFrame, split: str, metric: str) -> float:
-    picked = rows[(rows["split"] == split) & (rows["metric"] == metric)]["value"]
-    return float(picked.iloc[-1]) if len(picked) else float("nan")
-
-
-def longdoc_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, model, variant): test accuracy and F1 with their bootstrap CIs and the cost columns.
-
-    Several seeds or folds of one variant are averaged (``runs`` says how many); the CI columns are then the mean of
-    the per-run intervals.
-    """
-    frame = frame[frame["notebook"] == NOTEBOOK]
-    records = []
-    for _, rows in frame.groupby("run_id", sort=False):
-        peak = rows[rows["metric"].str.startswith("peak_")]
-        records.append({
-            "dataset": rows["task"].iloc[0], "model": rows["model"].iloc[0],
-            "variant": str(rows["variant"].iloc[0]).split(" fold")[0], "preset": rows["preset"].iloc[0],
-            **{f"{name}{suffix}": _value(rows, "test", f"{name}{suffix}")
-               for name in ("accuracy", "f1") for suffix in ("", "_ci_low", "_ci_high")},
-            "train_tokens_per_doc": _value(rows, "train", "encoder_tokens_per_doc"),
-            "test_tokens_per_doc": _value(rows, "test", "encoder_tokens_per_doc"),
-            "windows_per_doc": _value(rows, "test", "windows_per_doc"),
-            "train_s": _value(rows, "train", "train_s"), "predict_s": _value(rows, "test", "predict_s"),
-            "peak_mb": float(peak["value"].iloc[0]) if len(peak) else float("nan"),
-            "best_epoch": int(rows[rows["split"] == "test"]["step"].iloc[0]) + 1,
-            "epochs_run": int(rows[(rows["split"] == "train") & (rows["metric"] == "loss")]["step"].nunique()),
-            "train_docs": int(rows["train_examples"].iloc[0]), "device": rows["device"].iloc[0],
-        })
-    if not records:
-        return pd.DataFrame()
-    table = pd.DataFrame(records)
-    keys = ["dataset", "model", "variant", "preset"]
-    numeric = [column for column in table.columns if column not in keys + ["device"]]
-    grouped = table.groupby(keys, sort=False)
-    out = grouped[numeric].mean().reset_index()
-    out["runs"] = grouped.size().values
-    out["device"] = grouped["device"].first().values
-    return out
-
-
-def plot_score_vs_tokens(table: pd.DataFrame, path: str | Path, metric: str = "f1"):
-    """Test score (with its bootstrap CI) against encoder tokens per document at inference; one panel per dataset."""
-    import matplotlib.pyplot as plt
-
-    datasets = list(dict.fromkeys(table["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        part = table[table["dataset"] == dataset]
-        for row in part.itertuples(index=False):
-            value, low, high = getattr(row, metric), getattr(row, f"{metric}_ci_low"), getattr(row, f"{metric}_ci_high")
-            ax.errorbar(row.test_tokens_per_doc, value, yerr=[[value - low], [high - value]], fmt="o", capsize=3,
-                        label=row.variant)
-            ax.annotate(row.variant, (row.test_tokens_per_doc, value), textcoords="offset points", xytext=(5, 4),
-                        fontsize=8)
-        ax.set_xlabel("encoder tokens per document (inference)")
-        ax.set_ylabel(f"test {metric} (95% bootstrap CI)")
-        ax.set_title(f"{dataset} ({part['model'].iloc[0]}, {part['preset'].iloc[0]} preset)")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return fig
