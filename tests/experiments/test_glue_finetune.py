@@ -1,6 +1,7 @@
 """Per-example GLUE dev predictions: written beside the results by every run, reproducing the reported metrics,
 replaced on a re-run, and backfilled from a saved best checkpoint (``predict_saved_runs``)."""
 
+import json
 import shutil
 
 import numpy as np
@@ -121,3 +122,24 @@ def test_a_run_config_is_rebuilt_from_its_result_row():
     with pytest.raises(ValueError, match="pair_task"):
         bb.GlueConfig.from_dict(heads.to_dict())
     assert bb.GlueConfig.from_dict(heads.to_dict(), ignore_unknown=True).max_len == heads.max_len
+
+
+def test_learning_rate_is_chosen_on_the_selection_split_then_every_seed_runs_at_it(glue_dir, tmp_path, capsys):
+    """Issue 22's protocol: per task, lr chosen from a grid on the held-out 10% with the first seed, then every seed
+    at the chosen lr; the sweep's rows are kept and labelled, and the GLUE mean takes the chosen configuration."""
+    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_TASKS": "rte", "BB_SEEDS": "0,1",
+                                          "BB_LR_GRID": "1e-3,1e-5", "BB_PREDICT_TEST": "0", "BB_EPOCHS": "1"})
+    frame = bb.run_glue(cfg, tmp_path / "03.csv", verbose=False)
+    printed = capsys.readouterr().out
+    assert "chosen on the selection split with seed 0" in printed
+    configs = frame.drop_duplicates("run_id")
+    lrs = [(json.loads(config)["lr"], seed) for config, seed in zip(configs["config"], configs["seed"], strict=True)]
+    chosen = float(printed.split("[rte] lr ")[1].split()[0])
+    assert sorted(lrs) == sorted([(1e-3, 0), (1e-5, 0), (chosen, 1)])
+    table, means = bb.glue_summary(frame)
+    assert len(table) == 2 and means["n_tasks"] == 1 and not means["missing"][-1].startswith("rte")
+    picked = table[table["lr_choice"].str.startswith("chosen")]
+    assert len(picked) == 1 and picked["seeds"].iloc[0] == 2 and f"lr={chosen:g}" in picked["differs"].iloc[0]
+    assert table["lr_choice"].str.startswith("sweep").sum() == 1
+    with pytest.raises(ValueError, match="selection split"):
+        bb.GlueConfig.from_env(environ={"BB_LR_GRID": "1e-4", "BB_SELECTION": "last"})

@@ -76,6 +76,7 @@ class GlueConfig(BaseConfig):
     eval_batch_size: int = 128
     grad_accum: int = 1
     lr: float = 1e-4
+    lr_grid: tuple[float, ...] = ()  # per task: lr chosen from these on the selection split with the first seed
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     epochs: int = 3
@@ -126,7 +127,14 @@ class GlueConfig(BaseConfig):
         check_range("epochs", self.epochs, 1)
         check_range("patience", self.patience, 0)
         check_range("dropout", self.dropout, None, 1)
-        self.overrides_for("")  # parse errors surface now
+        for value in self.lr_grid:
+            check_range("lr_grid", value, 0, 1, low_open=True)
+        if self.lr_grid and self.selection == "last":
+            raise ValueError("lr_grid: choosing a learning rate needs a selection split (selection holdout or dev)")
+        for task in self.tasks:  # parse errors surface now, and a per-task lr would silently beat the grid
+            if self.lr_grid and "lr" in self.overrides_for(get_task(task).name):
+                raise ValueError(f"lr_grid and task_overrides {task}.lr both set the learning rate; keep one")
+        self.overrides_for("")
 
     def overrides_for(self, task: str) -> dict:
         """Parse ``task_overrides`` ("sst2.seeds=0;rte.epochs=5") and return the changes for ``task``."""
@@ -427,7 +435,7 @@ def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) ->
         task = get_task(task_name)
         task_cfg = cfg.for_task(task.name)
         run_ids = {seed: run_id_for(task_cfg, task.name, seed) for seed in task_cfg.seeds}
-        done = finished_runs(results_path, list(run_ids.values())) if cfg.resume else {}
+        done = finished_runs(results_path, list(run_ids.values())) if cfg.resume and not task_cfg.lr_grid else {}
         if done:
             finished = [seed for seed, run_id in run_ids.items() if run_id in done]
             print(f"[{task.name}] seeds {finished} already in {results_path}; BB_RESUME=0 reruns them")
@@ -436,11 +444,33 @@ def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) ->
             continue
         data = load_task_data(task_cfg, task)
         encoded = encode_task(task_cfg, data)
+        run_cfg = cfg
+        if task_cfg.lr_grid:  # the learning rate, chosen first on the selection split with the first seed
+            sweep = {lr: run_task_seed(cfg.replace(lr=lr), task.name, min(task_cfg.seeds), data, Path(results_path),
+                                       verbose=verbose, encoded=encoded) for lr in task_cfg.lr_grid}
+            frames += list(sweep.values())
+            scores = {lr: selection_score(rows) for lr, rows in sweep.items()}
+            chosen = max(task_cfg.lr_grid, key=lambda lr: scores[lr])  # ties: the first in the grid
+            print(f"[{task.name}] lr {chosen:g} chosen on the selection split with seed {min(task_cfg.seeds)}: "
+                  + ", ".join(f"{lr:g} -> {score:.4f}" for lr, score in scores.items()))
+            run_cfg = cfg.replace(lr=chosen)
+            run_ids = {seed: run_id_for(task_cfg.replace(lr=chosen), task.name, seed) for seed in task_cfg.seeds
+                       if seed != min(task_cfg.seeds)}
+            done = finished_runs(results_path, list(run_ids.values())) if cfg.resume else {}
         for seed, run_id in run_ids.items():
             frames.append(done[run_id] if run_id in done else
-                          run_task_seed(cfg, task.name, seed, data, Path(results_path), verbose=verbose,
+                          run_task_seed(run_cfg, task.name, seed, data, Path(results_path), verbose=verbose,
                                         encoded=encoded))
     return pd.concat(frames, ignore_index=True)
+
+
+def selection_score(rows: pd.DataFrame) -> float:
+    """A run's score on its selection split at its best epoch (what chose the epoch; chooses the learning rate)."""
+    picked = rows[rows["split"].isin(["train_holdout", "dev"]) & (rows["metric"] == "score")
+                  & (rows["split"] == ("train_holdout" if (rows["split"] == "train_holdout").any() else "dev"))]
+    if not len(picked):
+        raise ValueError(f"run {rows['run_id'].iloc[0]} has no selection-split score to choose a learning rate by")
+    return float(picked["value"].max())
 
 
 def glue_summary(frame: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION) -> tuple[pd.DataFrame, dict]:
@@ -477,16 +507,37 @@ def glue_summary(frame: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION) ->
     table = pd.DataFrame(rows)
     if not len(table):
         return table, M.glue_means({}, convention)
-    table["differs"] = ""
+    table["differs"], table["lr_choice"] = "", ""
     for _, alike in table.groupby("task", sort=False):
         if len(alike) > 1:
             table.loc[alike.index, "differs"] = config_differences([configs[i] for i in alike.index])
-    single = table[~table["task"].duplicated(keep=False)]
+        table.loc[alike.index, "lr_choice"] = _lr_choice(frame, [configs[i] for i in alike.index])
+    # the means take each task's one configuration, or the one its learning-rate sweep chose
+    single = table[~table["task"].duplicated(keep=False) | table["lr_choice"].str.startswith("chosen")]
+    single = single[~single["task"].duplicated(keep=False)]
     means = M.glue_means(dict(zip(single["task"], single["score_median"], strict=True)), convention)
     several = {task: count for task, count in table["task"].value_counts(sort=False).items() if count > 1}
     means["missing"] = [f"{task} ({several[task]} configurations)" if task in several else task
                         for task in means["missing"]]
     return table, means
+
+
+def _lr_choice(frame: pd.DataFrame, configs: list[str]) -> list[str]:
+    """For the configurations of one task: which learning rate its sweep (``lr_grid``) chose — the configuration
+    whose first-seed run scored best on the selection split, as :func:`run_glue` chose — and which were the sweep's
+    other points; "" where no sweep ran."""
+    grids = [json.loads(config).get("lr_grid") or [] for config in configs]
+    if not any(grids):
+        return [""] * len(configs)
+    scores = []
+    keys = frame["config"].map(pooling_key)
+    for config in configs:
+        runs = frame[keys == pooling_key(config)]
+        first = runs[runs["seed"] == runs["seed"].min()]
+        scores.append(selection_score(first) if len(first) else float("-inf"))
+    best = int(np.argmax(scores))
+    return [(f"chosen ({scores[i]:.4f} on the selection split)" if i == best else f"sweep ({scores[i]:.4f})")
+            if grids[i] else "" for i in range(len(configs))]
 
 
 def plot_dev_scores(frame: pd.DataFrame, path: str | Path):
