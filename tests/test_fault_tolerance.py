@@ -1,20 +1,22 @@
 """The training loop under interruption and failure, in-process (the SIGKILL tests of whole notebooks are in
 test_resume.py): exact resume mid-epoch, NaN and out-of-memory stops, checkpoints of other runs refused, a
-tokenizer that does not fit the model, out-of-range config values, unwritable folders, finished runs skipped."""
+tokenizer that does not fit the model, out-of-range config values, unwritable folders, finished runs skipped, and
+runs whose rows this machine did not write (a fresh clone's committed rows) run again as a reproducibility check."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 import bertbench as bb
-from bertbench.checkpoint import STATE_FILE
+from bertbench.checkpoint import STATE_FILE, finished_runs, start_or_skip
 from bertbench.encoding import LengthGroupedBatchSampler, PadCollator, encode
 from bertbench.models import build_classifier
-from bertbench.results import ResultsError
+from bertbench.results import ResultsError, compare_rows, make_rows, replace_results
 from bertbench.train import OutOfMemory, TrainSettings, fit, predict
 
 SETTINGS = TrainSettings(epochs=2, lr=3e-3, mixed_precision="no", checkpoint_every=1, log_every=1)
@@ -192,3 +194,65 @@ def test_rerun_skips_finished_runs_and_resume_0_runs_them_again(glue_dir, tmp_pa
     stored = bb.load_results(tmp_path / "out.csv")
     assert len(stored) == len(first) and set(stored["run_id"]) == set(first["run_id"])
     assert stored["wall_s"].tolist() == fresh["wall_s"].tolist()  # the new run's rows replaced the old
+
+
+def _finished_run(run_id: str, created_at: str | None = None) -> list[dict]:
+    common = {"run_id": run_id, "notebook": "03_glue_finetune", "preset": "cpu", "model": "minilm", "task": "sst2",
+              "seed": 0, "init": "pretrained", "head_init": "new", "selection": "best_epoch_on_train_holdout",
+              "max_len": 128, "train_examples": 100, "device": "cpu", "wall_s": 1.5, "config": "{}"}
+    rows = make_rows(common, [("dev", 1, "score", 0.8956), ("train", 1, "train_s", 12.5)])
+    return [{**row, "created_at": created_at} for row in rows] if created_at else rows
+
+
+@pytest.mark.parametrize("run_id", ["sst2-s0-2dacceacb0", "hyperpartisan-windows-mean_prob-s0-abc123",
+                                    "../probes/my model:v2"])
+def test_rows_this_machine_did_not_write_are_run_again_and_it_says_so(run_id, tmp_path, monkeypatch, capsys):
+    """A fresh clone has the committed rows of every run but not this machine's record of writing them: they run
+    again (issue 20 item 11: ``make glue`` on a fresh clone re-reported 5 of 6 tasks from the committed file)."""
+    path, resume = tmp_path / "outputs" / "03_glue_finetune.csv", tmp_path / "resume"
+    bb.write_results(_finished_run(run_id), path)
+    assert start_or_skip(True, path, run_id, resume, "sst2 seed 0") is not None  # written here: skipped
+    assert "already in" in capsys.readouterr().out
+    machine = bb.runs_dir()
+    monkeypatch.setenv("BB_RUNS_DIR", str(tmp_path / "fresh-clone-runs"))
+    assert start_or_skip(True, path, run_id, resume, "sst2 seed 0") is None
+    assert capsys.readouterr().out == f"[sst2 seed 0] rows of run {run_id} in {path} were not made on this machine: " \
+                                      "running it again to check that they reproduce\n"
+    assert finished_runs(path, [run_id]) == {}
+    assert start_or_skip(True, path, run_id, resume) is None and "not made on this machine" in capsys.readouterr().out
+    records = [p for p in machine.rglob("*") if p.is_file()]
+    assert [p.parent for p in records] == [machine / "finished"]  # one record, a safe name inside the folder
+
+
+def test_other_rows_of_a_run_this_machine_wrote_are_not_its_own(tmp_path):
+    """Rows brought back by git (or a pull) over the ones this machine wrote: the record names the rows it wrote
+    (their created_at), so the run is run again; files written with replace_results (the aggregation) record nothing.
+    """
+    path = tmp_path / "out.csv"
+    bb.write_results(_finished_run("sst2-s0-abc"), path)
+    assert set(finished_runs(path, ["sst2-s0-abc"])) == {"sst2-s0-abc"}
+    replace_results(_finished_run("sst2-s0-abc", created_at="2020-01-01T00:00:00+00:00"), path)
+    assert finished_runs(path, ["sst2-s0-abc"]) == {}
+    replace_results(_finished_run("aggregate"), tmp_path / "aggregate.csv")
+    assert finished_runs(tmp_path / "aggregate.csv", ["aggregate"]) == {}
+    assert [p.name for p in (bb.runs_dir() / "finished").iterdir()] == ["sst2-s0-abc.json"]
+
+
+def test_a_fresh_clone_trains_committed_runs_again_and_reports_that_they_reproduced(glue_dir, tmp_path, monkeypatch,
+                                                                                    capsys):
+    """The committed file kept, runs/ fresh: the run trains again and, on one CPU, gives the same floats."""
+    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_TASKS": "rte", "BB_SEEDS": "0"})
+    path = tmp_path / "out.csv"
+    first = bb.run_glue(cfg, path, verbose=False)
+    run_id = first["run_id"].iloc[0]
+    capsys.readouterr()
+    monkeypatch.setenv("BB_RUNS_DIR", str(tmp_path / "fresh-clone-runs"))
+    again = bb.run_glue(cfg, path, verbose=False)
+    printed = capsys.readouterr().out
+    assert f"rows of run {run_id} in {path} were not made on this machine" in printed
+    assert re.search(rf"^reproduced: \d+ metrics of run {run_id} equal to the last digit", printed, re.MULTILINE)
+    trained = again[again["metric"] == "train_s"]["value"].tolist()
+    assert trained != first[first["metric"] == "train_s"]["value"].tolist()  # measured again: trained, not read
+    assert set(compare_rows(first, bb.load_results(path))["status"]) == {"equal"}
+    bb.run_glue(cfg, path, verbose=False)
+    assert "already in" in capsys.readouterr().out  # now finished on this machine too

@@ -1,4 +1,4 @@
-"""The results schema, atomic merge-writes, and the loader's errors."""
+"""The results schema, atomic merge-writes, the loader's errors, and the reproduction report of a re-run."""
 
 import csv
 import json
@@ -14,8 +14,11 @@ from bertbench.results import (
     SCHEMA_VERSION,
     ResultsError,
     check_writable,
+    compare_rows,
     make_rows,
     replace_results,
+    reproduction_report,
+    varies_by_machine,
     write_predictions,
 )
 
@@ -211,7 +214,7 @@ def _write_runs(path: str, worker: int, runs: int, start) -> None:
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="flock locking is POSIX-only")
 def test_concurrent_writers_lose_no_rows(tmp_path):
-    path, workers, runs = tmp_path / "r.csv", 4, 10
+    path, workers, runs = tmp_path / "out" / "r.csv", 4, 10
     # fork, not spawn: a spawned process spends ~10 s on 2 cores importing bertbench (torch, transformers); the
     # children only run pandas and file I/O, so forking a parent that has torch loaded is safe
     context = multiprocessing.get_context("fork")
@@ -232,20 +235,103 @@ def test_concurrent_writers_lose_no_rows(tmp_path):
     expected = {f"w{worker}-{index}" for worker in range(workers) for index in range(runs)}
     assert set(frame["run_id"]) == expected
     assert len(frame) == 2 * len(expected) and not frame.duplicated(["run_id", "metric"]).any()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]  # no lock or temporary file left behind
+    assert sorted(p.name for p in path.parent.iterdir()) == ["r.csv"]  # no lock or temporary file left behind
 
 
-def test_only_the_main_process_of_a_distributed_launch_writes(tmp_path, monkeypatch):
-    path, predictions = tmp_path / "r.csv", tmp_path / "p.csv"
+def test_only_the_main_process_of_a_distributed_launch_writes(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "out"
+    path, predictions = folder / "r.csv", folder / "p.csv"
     bb.write_results(_rows("a"), path)
     before = path.read_bytes()
     monkeypatch.setenv("RANK", "1")
     merged = bb.write_results(_rows("b"), path)
     assert set(merged["run_id"]) == {"a", "b"} and path.read_bytes() == before  # the frame it would have written
     assert len(replace_results(_rows("c"), path)) == 2 and path.read_bytes() == before
-    assert len(bb.write_results(_rows("d"), tmp_path / "new.csv")) == 2
+    assert len(bb.write_results(_rows("d"), folder / "new.csv")) == 2
+    bb.write_results(_rows("a"), path)  # would replace rows: reported once, by the main process
     write_predictions(pd.DataFrame({"run_id": ["d"], "out": [0.5]}), predictions)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == ["r.csv"]
+    assert [p.name for p in (bb.runs_dir() / "finished").iterdir()] == ["a.json"] and not capsys.readouterr().out
     monkeypatch.setenv("RANK", "0")
     bb.write_results(_rows("b"), path)
     assert set(bb.load_results(path)["run_id"]) == {"a", "b"}
+
+
+# --------------------------------------------------------------- a re-run: did it reproduce the rows it replaced?
+
+
+def _run(run_id="a", score=0.8956, train_s=12.5, device="cpu", entries=()) -> list[dict]:
+    """One fine-tuning run's rows: a train loss per epoch, dev accuracy and score, and its training time."""
+    common = {"run_id": run_id, "notebook": "03_glue_finetune", "preset": "cpu", "model": "minilm", "task": "sst2",
+              "seed": 0, "init": "pretrained", "head_init": "new", "selection": "best_epoch_on_train_holdout",
+              "max_len": 128, "train_examples": 100, "device": device, "wall_s": train_s + 1, "config": "{}"}
+    return make_rows(common, [("train", 0, "loss", 0.69), ("train", 1, "loss", 0.41), ("dev", 1, "accuracy", score),
+                              ("dev", 1, "score", score), ("train", 1, "train_s", train_s), *entries])
+
+
+def test_a_rerun_says_whether_it_reproduced_the_rows_it_replaced(tmp_path, capsys):
+    """Issue 20 item 11: a re-run of committed rows is a reproducibility check; timings are not compared."""
+    path = tmp_path / "r.csv"
+    bb.write_results(_run("a"), path)
+    bb.write_results(_run("b"), path)
+    assert capsys.readouterr().out == ""  # nothing replaced, nothing to say
+    made = bb.load_results(path)["created_at"].iloc[0]
+    bb.write_results(_run("a", train_s=30.25), path)
+    assert capsys.readouterr().out == f"reproduced: 4 metrics of run a equal to the last digit (the rows it " \
+                                      f"replaced, made {made})\n"
+    made = bb.load_results(path)["created_at"].iloc[-1]
+    bb.write_results(_run("a", score=0.8950, device="cuda:0 bf16"), path)
+    assert capsys.readouterr().out == (
+        f"not reproduced: run a differs from the rows it replaced (made {made}) in 2 of 4 metrics: dev score "
+        "0.8956 -> 0.8950 (-0.0006), dev accuracy 0.8956 -> 0.8950 (-0.0006); the replaced rows were made on cpu, "
+        "these on cuda:0 bf16\n")
+
+
+def test_the_report_shows_the_digit_that_differs_and_counts_what_it_does_not_list():
+    old = pd.DataFrame(_run(entries=[("dev", 1, "f1", 0.5), ("dev", 1, "mcc", 0.25)]))
+    new = pd.DataFrame(_run(score=0.8956000001, entries=[("dev", 1, "f1", 0.5001), ("dev", 1, "pearson", 0.1)]))
+    new.loc[new["split"] == "train", "value"] += [0.01, 0.0, 0.0]  # train loss of epoch 0, and train_s (not compared)
+    line = reproduction_report("a", old, new)
+    assert "in 4 of 5 metrics: dev score 0.8956000000 -> 0.8956000001 (+1e-10), dev accuracy 0.8956000000 -> " \
+           "0.8956000001 (+1e-10), dev f1 0.5000 -> 0.5001 (+0.0001) and 1 more; 1 metric(s) only in the new rows; " \
+           "1 metric(s) only in the rows it replaced" in line
+    assert compare_rows(old, new).query("metric == 'loss' and step == 0")["status"].tolist() == ["differs"]
+
+
+def test_rows_are_matched_on_variant_layer_and_task_and_labelled_by_them():
+    """Probe runs hold one accuracy per (variant, layer); multitask runs one per task."""
+    def probes(run_id, values):
+        common = {"run_id": run_id, "notebook": "05_layer_probes", "preset": "cpu", "model": "minilm", "task": "sst2",
+                  "seed": 0, "init": "pretrained", "head_init": "probe", "selection": "last_epoch", "max_len": 128,
+                  "train_examples": 100, "device": "cpu", "wall_s": 1.0, "config": "{}"}
+        return pd.DataFrame([row for (variant, layer), value in values.items() for row in make_rows(
+            {**common, "variant": variant, "layer": layer}, [("dev", 3, "accuracy", value)])])
+
+    old = probes("p", {("probe:cls", 1): 0.5, ("probe:cls", 2): 0.6, ("probe:mean", 2): 0.7})
+    new = probes("p", {("probe:cls", 1): 0.5, ("probe:cls", 2): 0.65, ("probe:mean", 2): 0.7})
+    assert compare_rows(old, new)["status"].tolist() == ["equal", "differs", "equal"]
+    assert reproduction_report("p", old, new).endswith("in 1 of 3 metrics: probe:cls layer 2 dev accuracy 0.6000 -> "
+                                                       "0.6500 (+0.05)")
+    tasks = pd.concat([pd.DataFrame(_run("m", score=0.5)), pd.DataFrame(_run("m", score=0.7)).assign(task="rte")])
+    changed = tasks.assign(value=tasks["value"].where(~((tasks["task"] == "rte") & (tasks["metric"] == "score")), 0.8))
+    assert reproduction_report("m", tasks, changed).endswith("in 1 of 8 metrics: rte dev score 0.7000 -> 0.8000 (+0.1)")
+
+
+def test_rows_that_only_continue_the_rows_they_replace_are_not_a_rerun():
+    """Pretraining writes its rows at every evaluation, each time replacing its own earlier rows: nothing to say."""
+    evaluation = [("train", 0, "loss", 10.4), ("heldout", 0, "pppl", 3000.0), ("train", 0, "tokens_per_s", 1e4)]
+    later = [("train", 100, "loss", 7.2), ("heldout", 100, "pppl", 900.0), ("train", 100, "tokens_per_s", 2e4)]
+    old, new = (pd.DataFrame(_run("pre", entries=entries)) for entries in (evaluation, evaluation + later))
+    assert reproduction_report("pre", old, new) is None
+    assert reproduction_report("pre", new, old).startswith("reproduced: 6 metrics")  # a re-run, shorter so far
+    assert "2 metric(s) only in the new rows" in reproduction_report("pre", old, pd.DataFrame(_run(
+        "pre", entries=evaluation + [("dev", 1, "f1", 0.5), ("dev", 1, "mcc", 0.1)])))  # added at a step it had
+
+
+@pytest.mark.parametrize("metric, measured", [
+    ("train_s", True), ("cpu_s", True), ("predict_s", True), ("tokens_per_s", True), ("examples_per_s", True),
+    ("peak_rss_mb", True), ("peak_gpu_mb", True), ("rss_start_mb", True), ("mfu", True), ("tflops", True),
+    ("score", False), ("loss", False), ("tokens_seen", False), ("encoder_tokens_per_doc", False), ("f1s", False),
+])
+def test_measurements_of_the_machine_are_told_from_results(metric, measured):
+    assert varies_by_machine(metric) is measured

@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 
 import bertbench as bb
+from bertbench.results import varies_by_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 # metrics that measure time or memory, not the model: they differ between any two runs
-TIMING = ("train_s", "examples_per_s", "predict_s", "tokens_per_s", "tflops", "cpu_s", "mfu", "peak_")
 KEY = ["run_id", "task", "variant", "layer", "seed", "split", "step", "metric"]
 
 pytestmark = pytest.mark.slow
@@ -71,7 +71,7 @@ def _loop_states(runs: Path, kind: str) -> list[dict]:
 
 
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame[~frame["metric"].str.startswith(TIMING)]
+    frame = frame[~frame["metric"].map(varies_by_machine)]  # times, speeds and memory: the machine's, not the run's
     return frame[KEY + ["value"]].sort_values(KEY).reset_index(drop=True)
 
 

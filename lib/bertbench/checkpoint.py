@@ -154,9 +154,8 @@ def remove_training_state(folder: str | Path) -> None:
             shutil.rmtree(candidate, ignore_errors=True)
 
 
-def finished_runs(results_path: str | Path, run_ids: list[str]) -> dict:
-    """run id -> its rows, for those of ``run_ids`` the results file has (a run's rows are written last, so those
-    runs finished); the file is read once."""
+def _rows_of(results_path: str | Path, run_ids: list[str]) -> dict:
+    """run id -> its rows, for those of ``run_ids`` the results file has; the file is read once."""
     from .results import load_results
 
     path = Path(results_path)
@@ -167,19 +166,37 @@ def finished_runs(results_path: str | Path, run_ids: list[str]) -> dict:
     return {run_id: rows.reset_index(drop=True) for run_id, rows in frame.groupby("run_id", sort=False)}
 
 
-def finished_rows(results_path: str | Path, run_id: str):
-    """The rows of ``run_id`` if the results file has them (:func:`finished_runs`), else None."""
-    return finished_runs(results_path, [run_id]).get(run_id)
+def finished_runs(results_path: str | Path, run_ids: list[str]) -> dict:
+    """run id -> its rows, for those of ``run_ids`` that finished on this machine: the results file has their rows
+    (a run's rows are written last) and this machine recorded writing those rows (:func:`bertbench.results.made_here`).
+
+    The file alone is not enough: ``outputs/`` is committed, so a fresh clone has rows of runs it never ran, and
+    skipping them would re-report another machine's numbers as its own. Without the record a run is run again, and
+    its rows then say whether they reproduced the ones they replace.
+    """
+    from .results import made_here
+
+    return {run_id: rows for run_id, rows in _rows_of(results_path, run_ids).items() if made_here(run_id, rows)}
 
 
 def start_or_skip(resume: bool, results_path: str | Path, run_id: str, resume_dir: str | Path, label: str = ""):
-    """Before a run: its rows if it already finished and ``resume`` is on (the caller skips it, and ``label``, if
-    given, is printed with the reason); else None, after removing its resume checkpoint when ``resume`` is off (a
-    fresh start)."""
+    """Before a run: its rows if it finished on this machine (:func:`finished_runs`) and ``resume`` is on (the
+    caller skips it, and ``label``, if given, is printed with the reason); else None, after removing its resume
+    checkpoint when ``resume`` is off (a fresh start).
+
+    Rows in the results file that this machine did not write (a fresh clone's committed rows) return None with a
+    line saying so, whatever ``label``: the run trains again, continuing from its resume checkpoint if it has one.
+    """
+    from .results import made_here
+
     if not resume:
         remove_training_state(resume_dir)
         return None
-    rows = finished_rows(results_path, run_id)
+    rows = _rows_of(results_path, [run_id]).get(run_id)
+    if rows is not None and not made_here(run_id, rows):
+        print(f"{f'[{label}] ' if label else ''}rows of run {run_id} in {results_path} were not made on this machine: "
+              "running it again to check that they reproduce")
+        return None
     if rows is not None and label:
         print(f"[{label}] already in {results_path} (run {run_id}); BB_RESUME=0 runs it again")
     return rows

@@ -6,6 +6,12 @@ temporary file and ``os.replace`` (a crash never leaves half a file), and a run'
 same ``run_id`` (re-running a configuration updates it instead of duplicating it). Per-example predictions, kept
 beside the results in ``predictions/`` for paired comparisons and bootstrap intervals, are merged the same way.
 
+Rows in a results file do not say that this machine made them: ``outputs/`` is committed, so a fresh clone has the
+rows of every run. Each write therefore also records its runs as finished here, under ``runs/finished/`` (never
+committed), and :func:`bertbench.checkpoint.finished_runs` skips a run only when both agree. A run that replaces
+earlier rows of its run id prints whether it reproduced them (:func:`reproduction_report`), so re-running committed
+results is a reproducibility check.
+
 Several runs may write one file at once (two notebooks, two seeds in parallel): each merge holds an exclusive lock
 (``flock`` on ``.<name>.lock`` beside the file) from reading the old rows to replacing the file, so no run's rows are
 lost. In a distributed launch (``torchrun``, ``accelerate launch``) only the main process writes; the others compute
@@ -18,17 +24,21 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
 
 from .dist import is_main_process
+from .paths import runs_dir
 
 try:
     import fcntl
@@ -69,6 +79,11 @@ REQUIRED_NONEMPTY = ("run_id", "notebook", "preset", "model", "task", "split", "
 # check_writable refuses a disk with less free space: results are small, but a run that cannot write its checkpoints
 # or results fails only after it has trained
 MIN_FREE_BYTES = 100 * 2**20
+# under runs_dir(): one JSON record per run whose rows this machine wrote (runs_dir() is machine-local, outputs/ is not)
+FINISHED_DIR = "finished"
+# what identifies a metric within a run: probes have one per (variant, layer), multitask runs one per task
+METRIC_KEY = ["task", "variant", "layer", "split", "step", "metric"]
+SHOWN_DIFFERENCES = 3  # a report lists this many differing metrics, then counts the rest
 
 
 class ResultsError(ValueError):
@@ -138,13 +153,17 @@ def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
 
     Does nothing on a non-main process of a distributed launch: every process computes the same rows, one writes.
     """
-    if not is_main_process():
-        return
+    if is_main_process():
+        _atomic_write(path, lambda out: frame.to_csv(out, index=False))
+
+
+def _atomic_write(path: Path, write: Callable[[TextIO], object]) -> None:
+    """Call ``write(handle)`` on a temporary file in ``path``'s folder and ``os.replace`` it onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", newline="") as out:
-            frame.to_csv(out, index=False)
+            write(out)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared like any written file
@@ -152,6 +171,10 @@ def _atomic_write_csv(frame: pd.DataFrame, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_json(path: Path, content: dict) -> None:
+    _atomic_write(path, lambda out: json.dump(content, out, indent=1))
 
 
 @contextlib.contextmanager
@@ -205,19 +228,29 @@ def check_writable(path: str | Path, min_free_bytes: int = MIN_FREE_BYTES, varia
 def write_results(rows: list[dict] | pd.DataFrame, path: str | Path) -> pd.DataFrame:
     """Validate ``rows`` and merge them into the CSV at ``path`` atomically.
 
-    Earlier rows with the same ``run_id`` are replaced; all other rows are kept. Returns the whole file's frame
-    (on a non-main process of a distributed launch: the frame it would write; the file is left alone).
+    Earlier rows with the same ``run_id`` are replaced; all other rows are kept. Each run is then recorded as
+    finished on this machine (:func:`made_here`), and each run that replaced earlier rows prints whether it
+    reproduced them (:func:`reproduction_report`). Returns the whole file's frame (on a non-main process of a
+    distributed launch: the frame it would write; the file, the records and the output are left alone).
     """
     path = Path(path)
     new = validate(pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows, "new rows")
+    replaced = new.iloc[:0]
     with _locked(path):
         if path.exists():
-            old = load_results(path)
-            old = old[~old["run_id"].isin(set(new["run_id"]))]
-            merged = pd.concat([old, new], ignore_index=True) if len(old) else new
+            earlier = load_results(path)
+            same_run = earlier["run_id"].isin(set(new["run_id"]))
+            replaced, kept = earlier[same_run], earlier[~same_run]
+            merged = pd.concat([kept, new], ignore_index=True) if len(kept) else new
         else:
             merged = new
         _atomic_write_csv(merged, path)
+    if is_main_process():
+        _record_finished(new, path)
+        for run_id, old in replaced.groupby("run_id", sort=False):
+            line = reproduction_report(run_id, old, new[new["run_id"] == run_id])
+            if line:
+                print(line)
     return merged
 
 
@@ -229,6 +262,138 @@ def replace_results(rows: list[dict] | pd.DataFrame, path: str | Path) -> pd.Dat
     with _locked(Path(path)):
         _atomic_write_csv(frame, Path(path))
     return frame
+
+
+def _record_path(run_id: str) -> Path:
+    """The record of ``run_id`` in ``runs/finished/``: named by the run id where it is a plain file name; else by its
+    safe characters and a hash of it (run ids are built from configs and model names, which may hold ``/``)."""
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)
+    if name != run_id or name.startswith(".") or len(name) > 150:
+        name = f"{name[:150].lstrip('.')}-{hashlib.sha1(run_id.encode()).hexdigest()[:10]}"
+    return runs_dir() / FINISHED_DIR / f"{name}.json"
+
+
+def _created(rows: pd.DataFrame) -> list[str]:
+    """What tells one writing of a run's rows from another: their ``created_at`` values (set when they are made)."""
+    return sorted(set(rows["created_at"].fillna("").astype(str)))
+
+
+def _record_finished(frame: pd.DataFrame, path: Path) -> None:
+    """Record each run of ``frame`` as written to ``path`` by this machine (see :func:`made_here`).
+
+    A folder that cannot be written only costs a re-run later, so it is reported, not raised: the rows are written.
+    """
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    try:
+        for run_id, rows in frame.groupby("run_id", sort=False):
+            _write_json(_record_path(run_id), {"run_id": run_id, "results": path.name, "rows": len(rows),
+                                               "created_at": _created(rows), "recorded_at": now})
+    except OSError as err:
+        print(f"warning: cannot record the runs written to {path} as finished on this machine ({err}); they will "
+              "run again next time")
+
+
+def made_here(run_id: str, rows: pd.DataFrame) -> bool:
+    """Whether this machine wrote ``rows``, the rows of ``run_id`` read from a results file.
+
+    True when its record in ``runs/finished/`` names the same rows (their ``created_at`` and count). Rows committed
+    from another machine, written by a bertbench older than the records, or brought back by git have no record or
+    another one: the run has not finished here, whatever the file says.
+    """
+    try:
+        record = json.loads(_record_path(run_id).read_text())
+    except (OSError, ValueError):  # none, or cut short: the run runs again, which is always safe
+        return False
+    return (record.get("run_id") == run_id and record.get("rows") == len(rows)
+            and record.get("created_at") == _created(rows))
+
+
+def varies_by_machine(metric: str) -> bool:
+    """Whether ``metric`` measures the machine rather than the computation: times and speeds (``*_s``, which covers
+    ``*_per_s``, ``train_s``, ``cpu_s``), memory (``peak_*``, ``rss_*``) and throughput (``mfu``, ``tflops``). Two runs
+    of the same computation differ in these, so a reproduction check leaves them out."""
+    return metric.endswith("_s") or metric.startswith(("peak_", "rss_")) or metric in ("mfu", "tflops")
+
+
+def compare_rows(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """The metrics of two writings of one run, side by side: one row per metric of either (those that do not
+    :func:`varies_by_machine`), matched on :data:`METRIC_KEY`.
+
+    Returns:
+        :data:`METRIC_KEY` columns, ``old`` and ``new`` (NaN on a side that lacks the metric), and ``status``:
+        ``equal`` (the same float; NaN equals NaN), ``differs``, ``only old`` or ``only new``.
+    """
+    def metrics(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame[~frame["metric"].astype(str).map(varies_by_machine)]
+        frame = frame[METRIC_KEY + ["value"]].astype(
+            {"task": str, "variant": str, "layer": int, "split": str, "step": int, "metric": str, "value": float})
+        return frame.assign(occurrence=frame.groupby(METRIC_KEY).cumcount())  # a key repeated in a run: by order
+
+    both = metrics(old).merge(metrics(new), on=METRIC_KEY + ["occurrence"], how="outer", suffixes=("_old", "_new"),
+                              indicator=True)
+    old_values, new_values = both["value_old"].to_numpy(), both["value_new"].to_numpy()
+    equal = (old_values == new_values) | (np.isnan(old_values) & np.isnan(new_values))
+    side = both["_merge"].astype(str)
+    status = np.where(side == "left_only", "only old", np.where(side == "right_only", "only new",
+                                                                 np.where(equal, "equal", "differs")))
+    return both[METRIC_KEY].assign(old=old_values, new=new_values, status=status).reset_index(drop=True)
+
+
+def reproduction_report(run_id: str, old: pd.DataFrame, new: pd.DataFrame) -> str | None:
+    """The line to print when ``new`` rows of ``run_id`` replace ``old`` ones: ``reproduced: ...`` when every metric
+    they share is the same float, else ``not reproduced: ...`` with the first :data:`SHOWN_DIFFERENCES` differences
+    (dev scores, then other dev metrics, then the rest) and a count; metrics on one side only are counted. On one
+    CPU a re-run gives the same floats, so a difference there is a finding; across devices or thread counts small
+    ones are expected.
+
+    None when ``new`` only continues ``old`` (the same values, plus metrics of later steps): a run that writes its
+    rows as it goes (pretraining, at every evaluation) replacing its own earlier rows, not a re-run.
+    """
+    comparison = compare_rows(old, new)
+    counts = comparison["status"].value_counts()
+    shared = int(counts.get("equal", 0) + counts.get("differs", 0))
+    added = comparison[comparison["status"] == "only new"]
+    if not counts.get("differs", 0) and not counts.get("only old", 0) and len(added) and (
+            not shared or added["step"].min() > comparison.loc[comparison["status"] == "equal", "step"].max()):
+        return None
+    made = ", ".join(_created(old))
+    devices = sorted(set(old["device"].astype(str))), sorted(set(new["device"].astype(str)))
+    notes = [f"{count} metric(s) only in the {'new rows' if status == 'only new' else 'rows it replaced'}"
+             for status in ("only new", "only old") if (count := int(counts.get(status, 0)))]
+    if devices[0] != devices[1]:
+        notes.append(f"the replaced rows were made on {', '.join(devices[0])}, these on {', '.join(devices[1])}")
+    tail = "".join(f"; {note}" for note in notes)
+    if not shared:
+        return f"nothing to compare: run {run_id} shares no metric with the rows it replaced (made {made}){tail}"
+    differs = comparison[comparison["status"] == "differs"]
+    if differs.empty:
+        return f"reproduced: {shared} metrics of run {run_id} equal to the last digit (the rows it replaced, made " \
+               f"{made}){tail}"
+    headline_first = 2 * ~differs["split"].str.startswith("dev").to_numpy() + (differs["metric"] != "score").to_numpy()
+    differs = differs.iloc[np.argsort(headline_first, kind="stable")]
+    shown = [f"{_metric_label(comparison, row)} {_difference(row.old, row.new)}"
+             for row in differs.head(SHOWN_DIFFERENCES).itertuples()]
+    more = f" and {len(differs) - SHOWN_DIFFERENCES} more" if len(differs) > SHOWN_DIFFERENCES else ""
+    return f"not reproduced: run {run_id} differs from the rows it replaced (made {made}) in {len(differs)} of " \
+           f"{shared} metrics: {', '.join(shown)}{more}{tail}"
+
+
+def _metric_label(comparison: pd.DataFrame, row) -> str:
+    """``dev score``, with what else tells the metric apart within the run: the task where it has several, the
+    variant and layer where it has them (probes), the step where the metric has several (per-epoch rows)."""
+    parts = [row.task] if comparison["task"].nunique() > 1 else []
+    parts += [row.variant] if row.variant else []
+    parts += [f"layer {row.layer}"] if row.layer >= 0 else []
+    parts += [row.split, row.metric]
+    same = comparison[(comparison[["task", "variant", "layer", "split", "metric"]]
+                       == [row.task, row.variant, row.layer, row.split, row.metric]).all(axis=1)]
+    return " ".join(parts + ([f"step {row.step}"] if same["step"].nunique() > 1 else []))
+
+
+def _difference(old: float, new: float) -> str:
+    """``0.8956 -> 0.8950 (-0.0006)``: at least 4 significant digits, more until the two values read differently."""
+    digits = next((digits for digits in range(4, 18) if f"{old:.{digits}g}" != f"{new:.{digits}g}"), 17)
+    return f"{old:#.{digits}g} -> {new:#.{digits}g} ({new - old:+.2g})"
 
 
 def predictions_path(results_path: str | Path) -> Path:
