@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast docs glue glue-cpu-3seeds glue-reference glue-reference-pretrained long-docs-reference tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate bench bench-glue bench-longdoc bench-mlm bench-inference lab lint clean
+.PHONY: install test test-fast docs basics glue glue-cpu-3seeds glue-reference glue-reference-pretrained long-docs-reference tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate bench bench-glue bench-longdoc bench-mlm bench-inference lab lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,11 +20,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-test: install  ## the whole test suite, the slow kill-and-resume and 2-process tests included (offline, CPU)
-	$(BIN)/python -m pytest -m "not gpu"
+# pytest-xdist workers for make test (one per core here; each test's processes run one thread)
+TEST_WORKERS ?= 2
 
-test-fast: install  ## without the slow tests (about 4 minutes less)
-	$(BIN)/python -m pytest
+test: install  ## the whole test suite, the slow kill-and-resume and 2-process tests included (offline, CPU)
+	$(BIN)/python -m pytest -m "not gpu" -n $(TEST_WORKERS) --dist worksteal
+
+test-fast: install  ## without the slow tests
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 docs: install  ## rewrite the generated tables in README.md and docs/ from outputs/ and bench/results/
 	$(BIN)/python -m bertbench.docs_tables --update
@@ -51,6 +54,9 @@ glue-reference-pretrained: install  ## the same protocol on the checkpoint of `m
 long-docs-reference: install  ## notebook 04: head, head_tail, windows+mean_logits x 3 seeds; BBC on all its training articles
 	BB_RUNS=head,head_tail,windows+mean_logits BB_SEEDS=0,1,2 \
 		BB_DATASET_OVERRIDES="bbc.runs=head,windows+mean_prob;bbc.seeds=0" $(BIN)/python notebooks/04_long_documents.py
+
+basics: install  ## notebook 00, cpu preset: the HF Trainer and bertbench's loop on one head, SST-2, 3 seeds each
+	$(BIN)/python notebooks/00_encoder_basics.py
 
 tokenizer: install  ## notebook 01, cpu preset: WordPiece + BPE on the Wikipedia dump (about 2 minutes)
 	$(BIN)/python notebooks/01_train_tokenizer.py

@@ -16,6 +16,10 @@
 #   `full`: BERT-base, bf16, 24 hours).
 #
 # Quick run: `BB_PRESET=tiny python notebooks/02_pretrain_mlm.py`
+#
+# RoBERTa-style (DitBERT's byte-level BPE with RoBERTa's `<s> </s> <pad> <mask>`, pre-LayerNorm RoBERTa encoder):
+# `BB_TOKENIZER=bpe-roberta python notebooks/02_pretrain_mlm.py` (`roberta-preln` is already the `cpu`/`gpu`/`full`
+# arch; for `tiny` add `BB_ARCH=roberta-preln`).
 
 # %%
 import bertbench as bb
@@ -24,12 +28,14 @@ import bertbench as bb
 # The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
 preset = None  # "tiny" | "cpu" | "gpu" | "full"; None: "cpu", or "gpu" when CUDA is available
 arch = None  # "bert" | "roberta-preln"
+tokenizer = None  # notebook 01's "wordpiece" | "bpe" | "bpe-roberta" (RoBERTa's special tokens), or a folder
 size = None  # "nano" | "tiny" | "mini" | "small" | "medium" | "base"
 max_minutes = None  # training budget
 max_steps = None
 
 # %%
-cfg = bb.PretrainConfig.from_env(preset=preset, arch=arch, size=size, max_minutes=max_minutes, max_steps=max_steps)
+cfg = bb.PretrainConfig.from_env(preset=preset, arch=arch, tokenizer=tokenizer, size=size, max_minutes=max_minutes,
+                                 max_steps=max_steps)
 results_path = bb.outputs_dir(cfg.preset) / "02_pretrain_mlm.csv"  # tiny runs never land in outputs/
 print(cfg)
 print("results ->", results_path)

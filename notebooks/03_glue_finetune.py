@@ -5,7 +5,10 @@
 # the median dev score per task with its spread, plus the GLUE arithmetic and harmonic means over the tasks present.
 #
 # - **Inputs:** the official GLUE TSVs under `$BB_DATA_DIR/glue` (default `../shared/data/glue`), or the hub with
-#   `BB_DATA_SOURCE=hub` when online.
+#   `BB_DATA_SOURCE=hub` when online. A task of your own: `BB_TASKS=tsv:path/to/data_dir`, a classic BERT data_dir
+#   (`train.tsv`, `dev.tsv`, optional `test.tsv`: `ID, ALPHA, LABEL, TEXT_A[, TEXT_B]`), named after its folder,
+#   scored by accuracy, F1 and MCC (`tsv-regression:` for a number to predict: Pearson, Spearman, MSE); not in the
+#   GLUE mean.
 # - **Outputs:** `outputs/03_glue_finetune.csv` (one row per run, task, split, step, metric; re-running a
 #   configuration replaces its rows; `tiny` runs write to `runs/tiny-outputs/` instead), best checkpoints and GLUE submission TSVs under `runs/glue/<run_id>/`.
 # - **Selection:** by default the best epoch is chosen on 10% of the training data held out, and reported on dev,
@@ -21,14 +24,15 @@ import bertbench as bb
 # %% tags=["parameters"]
 # The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
 preset = None  # "tiny" | "cpu" | "gpu" | "full"; None: "cpu", or "gpu" when CUDA is available
-tasks = None  # e.g. ("rte", "mrpc")
+tasks = None  # e.g. ("rte", "mrpc"), or ("tsv:path/to/data_dir",) for a BERT data_dir of your own
 seeds = None  # e.g. (0, 1, 2)
 model = None  # "minilm", a save_pretrained folder, or a hub name online
 epochs = None
 lr = None
+head = None  # "auto" (the model's own head) | "cls" | "pooler" | "mean" | "max" | "sum" (pooling + dropout + linear)
 
 # %%
-cfg = bb.GlueConfig.from_env(preset=preset, tasks=tasks, seeds=seeds, model=model, epochs=epochs, lr=lr)
+cfg = bb.GlueConfig.from_env(preset=preset, tasks=tasks, seeds=seeds, model=model, epochs=epochs, lr=lr, head=head)
 results_path = bb.outputs_dir(cfg.preset) / "03_glue_finetune.csv"  # tiny runs never land in outputs/
 print(cfg)
 print("results ->", results_path)

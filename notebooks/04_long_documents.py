@@ -9,9 +9,13 @@
 #
 # - **Inputs:** Hyperpartisan (645 articles, binary) and BBC News (2,225 articles, 5 topics) under `$BB_DATA_DIR`,
 #   or any CSV/JSONL with text and label columns (`BB_DATASETS=path/to/file.csv`), or `hf:<dataset>:<split>` online.
-# - **Protocol:** a saved, stratified 80/10/10 split (`lib/bertbench/data/splits/`); the best epoch on the
-#   validation split is reloaded and reported on the test split, which played no part in any choice.
-#   `BB_CV_FOLDS=10` runs stratified 10-fold cross-validation instead.
+#   Data with its own split: `BB_DATASETS=tsv:path/to/bert_data_dir` (train.tsv, dev.tsv, labelled test.tsv; TEXT_B
+#   as the text pair), `path/to/train.csv` beside `val.csv` / `test.csv`, a file with `BB_SPLIT_COLUMN=split`, or a
+#   `save_to_disk` folder of a `DatasetDict`. `BB_REGRESSION=1` (or `tsv-regression:`): a number to predict;
+#   `BB_LABEL_SEP="|"`: multi-label; `BB_TEXT_PAIR_COLUMN=question`: a second text appended to every window.
+# - **Protocol:** the split the data gives, else a saved, stratified 80/10/10 split (`lib/bertbench/data/splits/`);
+#   the best epoch on the validation split is reloaded and reported on the test split, which played no part in any
+#   choice. `BB_CV_FOLDS=10` runs stratified 10-fold cross-validation instead (data without a split of its own).
 # - **Outputs:** `outputs/04_long_documents.csv` (one row per run, split, epoch, metric; the `variant` column names
 #   the strategy), per-document test predictions in `outputs/predictions/`, the plot in `outputs/figures/`.
 #   `tiny` runs write to `runs/tiny-outputs/` instead.
@@ -24,7 +28,7 @@ import bertbench as bb
 # %% tags=["parameters"]
 # The settings people change most (None = the preset's value). A BB_* variable of the same name wins, with a warning.
 preset = None  # "tiny" | "cpu" | "gpu" | "full"; None: "cpu", or "gpu" when CUDA is available
-datasets = None  # e.g. ("hyperpartisan", "bbc") or a CSV/JSONL path
+datasets = None  # e.g. ("hyperpartisan", "bbc"), a CSV/JSONL path, "tsv:path/to/data_dir" or a save_to_disk folder
 runs = None  # e.g. ("head", "head_tail", "windows+mean_logits")
 seeds = None
 model = None
@@ -56,13 +60,17 @@ runs = bb.run_long_documents(cfg, results_path)
 # %%
 import pandas as pd
 
-predictions = pd.read_csv(bb.predictions_path(results_path), dtype={"doc_id": str, "run_id": str, "label": str})
+predictions_file = bb.predictions_path(results_path)  # none when only numbers to predict (regression) ran
+predictions = (pd.read_csv(predictions_file, dtype={"doc_id": str, "run_id": str, "label": str})
+               if predictions_file.is_file() else None)
 latest = bb.load_results(results_path)
 latest = latest[latest["preset"] == cfg.preset]
 table = bb.longdoc_summary(latest, predictions, samples=cfg.bootstrap_samples)
-columns = ["dataset", "variant", "differs", "runs", "accuracy", "f1", "f1_ci_low", "f1_ci_high",
-           "train_tokens_per_doc", "test_tokens_per_doc", "train_s", "predict_s", "peak_mb", "best_epoch"]
-bb.show(table[columns], digits=3)
+# regression rows show Pearson (with its interval) and MSE where classification rows show accuracy and F1
+columns = ["dataset", "variant", "differs", "runs", "accuracy", "f1", "f1_ci_low", "f1_ci_high", "pearson",
+           "pearson_ci_low", "pearson_ci_high", "mse", "train_tokens_per_doc", "test_tokens_per_doc", "train_s",
+           "predict_s", "peak_mb", "best_epoch"]
+bb.show(table[[column for column in columns if column in table]], digits=3)
 print("intervals:", "; ".join(sorted(set(table["ci_from"]))))
 print("peak_mb:", "; ".join(sorted(set(table["peak_is"]))))
 
@@ -80,8 +88,9 @@ print("figure ->", figure_path)
 comparison = bb.compare_to(latest, predictions, baseline="head", samples=cfg.bootstrap_samples or 1000)
 bb.show(comparison)
 for dataset, part in table.groupby("dataset", sort=False):
-    best = part.sort_values("f1", ascending=False, kind="stable").iloc[0]
+    metric = "f1" if part["f1"].notna().any() else "pearson"  # a number to predict: Pearson, without a comparison
+    best = part.sort_values(metric, ascending=False, kind="stable").iloc[0]
     row = comparison[(comparison["dataset"] == dataset) & (comparison["variant"] == best["variant"])]
-    verdict = ("the baseline itself" if best["variant"] == "head" else
-               "beyond noise" if len(row) and row["beyond_noise"].iloc[0] else "within noise")
-    print(f"{dataset}: best test F1 {best['f1']:.4f} with {best['variant']} ({verdict} against head)")
+    verdict = ("the baseline itself" if best["variant"] == "head" else "no paired comparison" if not len(row) else
+               "beyond noise" if row["beyond_noise"].iloc[0] else "within noise")
+    print(f"{dataset}: best test {metric} {best[metric]:.4f} with {best['variant']} ({verdict} against head)")

@@ -132,3 +132,94 @@ def test_the_gpu_presets_train_on_whole_training_sets_with_three_seeds():
     longdoc = bb.LongDocConfig.from_env({"BB_PRESET": "gpu"})
     assert longdoc.seeds == (0, 1, 2) and longdoc.dataset_overrides == "" and longdoc.runs == ALL_RUNS
     assert bb.ProbeConfig.from_env({"BB_PRESET": "gpu"}).max_probe_train_examples == 0
+
+
+# ------------------------------------------------------------------------ issue 24: bad values refused at build
+def _config_classes() -> list[type]:
+    """Every config class of the package (subclasses included), found rather than listed: a new notebook's config
+    is covered without editing this file."""
+    found, stack = [], [bb.config.BaseConfig]
+    while stack:
+        config = stack.pop()
+        stack.extend(config.__subclasses__())
+        if config is not bb.config.BaseConfig:
+            found.append(config)
+    return sorted(set(found), key=lambda config: config.__name__)
+
+
+FLOAT_FIELDS = [(config, name) for config in _config_classes() for name, annotation in config.field_types().items()
+                if annotation is float or "float" in str(annotation)]
+
+
+def test_every_float_field_of_every_config_is_in_the_nan_test():
+    assert {(config.__name__, name) for config, name in FLOAT_FIELDS} >= {
+        ("GlueConfig", "lr"), ("GlueConfig", "dropout"), ("GlueConfig", "lr_grid"), ("LongDocConfig", "warmup_ratio"),
+        ("PretrainConfig", "mask_prob"), ("ProbeConfig", "probe_lr"), ("AggregateConfig", "ci_level")}
+
+
+@pytest.mark.parametrize("config, name", FLOAT_FIELDS, ids=[f"{c.__name__}.{n}" for c, n in FLOAT_FIELDS])
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf"])
+def test_nan_and_infinite_values_are_refused_for_every_float_field(monkeypatch, config, name, text):
+    """Issue 24 item 1: ``nan`` passed every range check (``BB_LR=nan``, ``BB_VAL_FRACTION=nan``, ...) and
+    ``BB_DROPOUT=nan`` was silently ignored (``nan >= 0`` is False: "keep the model's own")."""
+    monkeypatch.setattr("bertbench.config._cuda_available", lambda: False)
+    with pytest.raises(ValueError, match=rf"{name}.*not a finite number.*BB_{name.upper()}"):
+        config.from_env(environ={f"BB_{name.upper()}": text})
+    value = float(text)
+    with pytest.raises(ValueError, match=rf"^{name}: .* is not a finite number"):  # set in the notebook's cell
+        config.from_env(environ={}, **{name: (value,) if "tuple" in str(config.field_types()[name]) else value})
+
+
+def test_check_range_refuses_nan_whatever_the_bounds():
+    for low, high in ((0, 1), (None, 1), (0, None), (None, None)):
+        with pytest.raises(ValueError, match="dropout: nan is not a finite number"):
+            bb.config.check_range("dropout", float("nan"), low, high)
+
+
+@pytest.mark.parametrize("overrides, entry", [
+    ("rte.lr=5", "rte.lr=5"),  # out of range for rte only
+    ("sst2.epochs=2;rte.warmup_ratio=nan", "rte.warmup_ratio=nan"),  # a value that does not parse
+    ("rte.epochs=2;rte.max_train_examples=1", "rte.max_train_examples=1"),  # the entry at fault, not its neighbour
+    ("wnli.val_fraction=0.9", "wnli.val_fraction=0.9"),  # a task that comes up last (and one not in tasks)
+])
+def test_every_task_override_is_validated_when_the_config_is_built(overrides, entry):
+    """Issue 24 item 2: a bad override was found only when its task came up, after the earlier tasks had trained,
+    and the message did not name BB_TASK_OVERRIDES."""
+    with pytest.raises(ValueError, match="BB_TASK_OVERRIDES") as err:
+        bb.GlueConfig.from_env(environ={"BB_TASKS": "cola,sst2,rte", "BB_TASK_OVERRIDES": overrides})
+    assert repr(entry) in str(err.value)
+    with pytest.raises(ValueError, match="BB_TASK_OVERRIDES"):  # the heads notebook shares GLUE's overrides
+        bb.HeadsConfig.from_env(environ={"BB_TASK_OVERRIDES": overrides})
+
+
+def test_every_dataset_override_is_validated_when_the_config_is_built():
+    with pytest.raises(ValueError, match=r"BB_DATASET_OVERRIDES.*'bbc\.stride=9999'.*stride"):
+        bb.LongDocConfig.from_env(environ={"BB_DATASETS": "hyperpartisan,bbc",
+                                           "BB_DATASET_OVERRIDES": "bbc.stride=9999"})
+    with pytest.raises(ValueError, match=r"BB_DATASET_OVERRIDES.*'bbc\.runs=head,windows\+nonsense'"):
+        bb.LongDocConfig.from_env(environ={"BB_DATASET_OVERRIDES": "bbc.runs=head,windows+nonsense"})
+    cfg = bb.LongDocConfig.from_env(environ={"BB_DATASET_OVERRIDES": "bbc.stride=64"})  # valid ones still apply
+    assert cfg.for_dataset("bbc").stride == 64
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda config: config.__name__)
+def test_an_empty_bb_preset_is_refused_naming_the_presets(monkeypatch, config):
+    """Issue 24 item 3: ``BB_PRESET=`` silently chose ``cpu``; unset, the automatic choice stays (gpu with CUDA)."""
+    monkeypatch.setattr("bertbench.config._cuda_available", lambda: True)
+    for empty in ("", "  "):
+        with pytest.raises(ValueError, match=r"BB_PRESET is set but empty.*'cpu', 'full', 'gpu', 'tiny'"):
+            config.from_env(environ={"BB_PRESET": empty})
+    with pytest.raises(ValueError, match="preset .*is set but empty"):
+        config.from_env(environ={}, preset="")
+    assert config.from_env(environ={}).preset == "gpu"
+
+
+def test_a_training_subset_too_small_to_leave_a_holdout_is_refused_naming_the_minimum():
+    """Issue 24 item 3: ``BB_MAX_TRAIN_EXAMPLES=1`` trained nothing and failed with "max() arg is an empty
+    sequence": with selection holdout the subset must leave one example to train on and one to choose the epoch."""
+    with pytest.raises(ValueError, match=r"max_train_examples: .*at least 2"):
+        bb.GlueConfig.from_env(environ={"BB_MAX_TRAIN_EXAMPLES": "1"})
+    with pytest.raises(ValueError, match=r"BB_TASK_OVERRIDES.*'rte\.max_train_examples=1'.*at least 2"):
+        bb.GlueConfig.from_env(environ={"BB_TASK_OVERRIDES": "rte.max_train_examples=1"})
+    assert bb.GlueConfig.from_env(environ={"BB_MAX_TRAIN_EXAMPLES": "2"}).max_train_examples == 2
+    assert bb.GlueConfig.from_env(environ={"BB_MAX_TRAIN_EXAMPLES": "1", "BB_SELECTION": "dev"}).max_train_examples == 1

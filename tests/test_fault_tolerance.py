@@ -256,3 +256,76 @@ def test_a_fresh_clone_trains_committed_runs_again_and_reports_that_they_reprodu
     assert set(compare_rows(first, bb.load_results(path))["status"]) == {"equal"}
     bb.run_glue(cfg, path, verbose=False)
     assert "already in" in capsys.readouterr().out  # now finished on this machine too
+
+
+# -------------------------------------------------------------- issue 24: the files a run writes, read before it trains
+
+
+@pytest.mark.parametrize("broken", ["results", "predictions"])
+def test_a_broken_results_or_predictions_file_fails_before_training_even_with_resume_0(glue_dir, tmp_path, broken):
+    """BB_RESUME=0 read nothing before training: the run trained, wrote its predictions, then failed at the results
+    write, leaving predictions of a run with no rows. Both files are now read first, and written together."""
+    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_TASKS": "rte", "BB_SEEDS": "0",
+                                          "BB_PREDICT_TEST": "0", "BB_RESUME": "0"})
+    path, predictions = tmp_path / "out.csv", bb.predictions_path(tmp_path / "out.csv")
+    bb.write_results(_finished_run("other-run"), path)
+    predictions.parent.mkdir()
+    predictions.write_text("run_id,task,split,example,label,prediction\nother-run,rte,dev,0,1,1\n"
+                           "other-run,rte,dev,1,0,1\n")
+    cut = path if broken == "results" else predictions
+    lines = cut.read_text().splitlines()
+    lines[1] = lines[1].rsplit(",", 3 if broken == "results" else 1)[0]  # a row cut short by hand or by a crash
+    cut.write_text("\n".join(lines) + "\n")
+    before = path.read_bytes(), predictions.read_bytes()
+    message = r"out.csv:2: 19 fields where the header has 22" if broken == "results" else \
+        r"predictions/out.csv:2: 5 fields where the header has 6"
+    with pytest.raises(ResultsError, match=message):
+        bb.run_glue(cfg, path, verbose=False)
+    assert (path.read_bytes(), predictions.read_bytes()) == before
+    assert not list((bb.runs_dir() / "glue").glob("rte-*"))  # nothing trained: no run folder, no resume state
+
+
+def test_the_aggregation_checks_its_output_folders_before_any_work(tmp_path, monkeypatch):
+    """Notebook 06 on a read-only outputs folder failed at figures/ after all its reading and bootstrapping."""
+    import errno
+    import tempfile
+
+    from bertbench.experiments.aggregate_results import summary
+
+    cfg = bb.AggregateConfig.from_env(environ={}, results_dir=str(tmp_path / "outputs"), ditbert_dir="none")
+    monkeypatch.setattr(summary, "read_outputs", lambda folder: pytest.fail("read before its folders were checked"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ResultsError, match=rf"{blocker} is a file, not a folder; set BB_RESULTS_DIR"):
+        bb.aggregate_outputs(cfg, figures_dir=blocker / "figures")
+
+    def read_only(*args, **kwargs):  # tests run as root, whom a chmod'ed folder does not stop: simulated
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
+    with pytest.raises(ResultsError, match=r"cannot write results to .*outputs: Read-only file system; set "
+                                           "BB_RESULTS_DIR"):
+        bb.aggregate_outputs(cfg, figures_dir=tmp_path / "outputs" / "figures")
+
+
+def test_a_full_disk_between_checkpoints_keeps_the_last_one_and_says_how_to_go_on(tmp_path):
+    """ENOSPC while a checkpoint is written: the previous complete checkpoint stays, the half-written copy is removed
+    (its space given back), and the message says nothing is lost and to run the same command again."""
+    import errno
+
+    from bertbench.checkpoint import CheckpointWriteError, existing_folder, replace_folder
+
+    folder = tmp_path / "resume"
+    replace_folder(folder, lambda temporary: (temporary / STATE_FILE).write_text("first"))
+
+    def full_disk(temporary):
+        (temporary / "model.safetensors").write_bytes(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(CheckpointWriteError, match=r"No space left on device.*previous complete checkpoint .*"
+                                                   r"untouched.*run the same command again"):
+        replace_folder(folder, full_disk)
+    assert (existing_folder(folder, STATE_FILE) / STATE_FILE).read_text() == "first"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["resume"]  # no .tmp left
+    with pytest.raises(CheckpointWriteError, match="no earlier checkpoint of this run exists"):
+        replace_folder(tmp_path / "other", full_disk)

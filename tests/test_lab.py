@@ -4,6 +4,7 @@ asks for), with the cells jupytext reads, and writes no .ipynb into the repo. No
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -84,27 +85,34 @@ def server(tmp_path_factory):
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
-    log_path = tmp / "server.log"
+    with running_server(cmd, tmp, env, tmp / "server.log", f"http://127.0.0.1:{port}", token,
+                        STARTUP_TIMEOUT_S) as log_path:
+        yield {"base": f"http://127.0.0.1:{port}", "token": token, "log": log_path}
+
+
+@contextlib.contextmanager
+def running_server(cmd: list[str], cwd: Path, env: dict, log_path: Path, base: str, token: str, startup_s: float):
+    """Start ``cmd`` (a Jupyter server on 127.0.0.1), wait until ``base``/api/status answers, yield its log's path;
+    always stopped afterwards (terminate, then kill), whatever the tests did."""
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        deadline = time.monotonic() + startup_s
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"jupyter_server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+                pytest.fail(f"{cmd[2]} exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
             try:
                 get_json(f"{base}/api/status", token, timeout=2.0)
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:
-                    pytest.fail(f"jupyter_server not up after {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}")
+                    pytest.fail(f"{cmd[2]} not up after {startup_s}s:\n{log_path.read_text()[-4000:]}")
                 time.sleep(0.2)
-        yield {"base": base, "token": token, "log": log_path}
+        yield log_path
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)

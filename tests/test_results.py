@@ -1,9 +1,14 @@
 """The results schema, atomic merge-writes, the loader's errors, and the reproduction report of a re-run."""
 
 import csv
+import errno
+import io
 import json
 import multiprocessing
+import os
+import re
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -79,7 +84,7 @@ def test_loader_names_file_and_line_of_a_hand_edited_file(tmp_path):
     lines = path.read_text().splitlines()
     lines[2] = lines[2].replace("rte-s0-abc", "")
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ResultsError, match=r"r.csv:3: column 'run_id' is empty"):
+    with pytest.raises(ResultsError, match=r"r.csv:3:2: column 'run_id' is empty"):
         bb.load_results(path)
     path.write_text("")
     with pytest.raises(ResultsError, match="empty"):
@@ -116,7 +121,7 @@ def test_unwritable_output_folder_fails_before_training(tmp_path):
 
 def test_nearly_full_disk_fails_before_training(tmp_path, monkeypatch):
     full = shutil.disk_usage(tmp_path)._replace(free=5 * 2**20)
-    monkeypatch.setattr("bertbench.results.shutil.disk_usage", lambda folder: full)
+    monkeypatch.setattr("bertbench.csv_files.shutil.disk_usage", lambda folder: full)
     with pytest.raises(ResultsError) as error:
         check_writable(tmp_path / "out" / "r.csv")
     assert f"{tmp_path / 'out'}: its disk is (nearly) full, 5.0 MiB free" in str(error.value)
@@ -163,16 +168,16 @@ def _set(column, value):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda rows: rows[3].pop(list(COLUMNS).index("device")), "21 fields where the header has 22"),
-    (lambda rows: rows[3].append("extra"), "23 fields where the header has 22"),
-    (_set("value", "high"), "column 'value': 'high' is not a number"),
-    (_set("seed", "1.5"), "column 'seed': '1.5' is not an integer"),
-    (_set("config", "{not json"), "column 'config' is not valid JSON"),
+    (lambda rows: rows[3].pop(list(COLUMNS).index("device")), ": 21 fields where the header has 22"),
+    (lambda rows: rows[3].append("extra"), ": 23 fields where the header has 22"),
+    (_set("value", "high"), ":13: column 'value': 'high' is not a number"),
+    (_set("seed", "1.5"), ":9: column 'seed': '1.5' is not an integer"),
+    (_set("config", "{not json"), ":22: column 'config' is not valid JSON"),
 ])
 def test_hand_edited_row_is_named_by_its_line_in_the_file(tmp_path, edit, message):
     path = tmp_path / "r.csv"
     _file_with_multiline_config(path, edit)
-    with pytest.raises(ResultsError, match=rf"r.csv:10: {message}"):
+    with pytest.raises(ResultsError, match=rf"r.csv:10{message}"):
         bb.load_results(path)
 
 
@@ -335,3 +340,207 @@ def test_rows_that_only_continue_the_rows_they_replace_are_not_a_rerun():
 ])
 def test_measurements_of_the_machine_are_told_from_results(metric, measured):
     assert varies_by_machine(metric) is measured
+
+
+# --------------------------------------------------------------- issue 24: values that are not numbers, Excel, faults
+
+
+@pytest.mark.parametrize("column, field, text", [
+    ("value", 13, "nan"), ("value", 13, "inf"), ("value", 13, "-Infinity"), ("value", 13, ""), ("wall_s", 20, "nan"),
+])
+def test_a_value_that_is_not_a_finite_number_is_refused_naming_file_line_and_field(tmp_path, column, field, text):
+    """A hand-edited NaN, inf or blank metric was accepted and kept on every rewrite; notebook 06 then dropped the
+    task from its GLUE mean without a word. A metric that was not computed is absent, never NaN."""
+    path = tmp_path / "r.csv"
+    _file_with_multiline_config(path, _set(column, text))
+    with pytest.raises(ResultsError, match=rf"r.csv:10:{field}: column '{column}'"):
+        bb.load_results(path)
+    with pytest.raises(ResultsError, match=rf"r.csv:10:{field}: column '{column}'"):
+        bb.write_results(_rows("another"), path)  # and never rewritten as a normal-looking row
+
+
+@pytest.mark.parametrize("column, field, text, said", [
+    ("seed", 9, "inf", "'inf' is not a finite number"), ("seed", 9, "nan", "'nan' is not a finite number"),
+    ("step", 11, "3.0", "'3.0' is not an integer"), ("layer", 8, "", "column 'layer' is empty"),
+    ("schema_version", 1, "inf", "'inf' is not a finite number"),
+])
+def test_an_integer_column_that_is_not_an_integer_is_named_by_file_line_and_field(tmp_path, column, field, text, said):
+    """inf and nan were a raw OverflowError/ValueError with no file or line; "3.0" a raw ValueError."""
+    path = tmp_path / "r.csv"
+    _file_with_multiline_config(path, _set(column, text))
+    with pytest.raises(ResultsError, match=rf"r.csv:10:{field}: .*{re.escape(said)}"):
+        bb.load_results(path)
+
+
+def test_values_that_were_not_computed_get_no_row_and_a_warning(capsys):
+    """make_rows, the one row builder: NaN intervals (bootstrap off) and the like are left out, and said."""
+    rows = make_rows(json.loads(json.dumps({**_rows()[0], "value": 0})), [
+        ("dev", 1, "f1", 0.5), ("test", 1, "f1_ci_low", float("nan")), ("test", 1, "f1_ci_high", float("inf"))])
+    assert [row["metric"] for row in rows] == ["f1"]
+    assert "2 value(s) not a finite number, not written: test f1_ci_low (step 1) = nan" in capsys.readouterr().out
+
+
+def test_a_file_resaved_by_excel_is_read(tmp_path):
+    """Excel's "CSV UTF-8": a byte-order mark, CRLF line ends and, at times, a row of empty fields at the end (it was
+    reported as "missing column schema_version"); another encoding or semicolons are named as what they are."""
+    path = tmp_path / "r.csv"
+    bb.write_results(_rows("a") + _rows("b"), path)
+    text, expected = path.read_text(), bb.load_results(path)
+    path.write_bytes(b"\xef\xbb\xbf" + (text + "," * 21 + "\n").replace("\n", "\r\n").encode())
+    pd.testing.assert_frame_equal(bb.load_results(path), expected)
+    path.write_bytes(text.replace("cpu", "cpu\xe9").encode("cp1252"))
+    with pytest.raises(ResultsError, match=r"r.csv: not UTF-8 text .*CSV UTF-8"):
+        bb.load_results(path)
+    path.write_text(text.replace(",", ";"))
+    with pytest.raises(ResultsError, match=r"r.csv:1: the fields are separated by semicolons"):
+        bb.load_results(path)
+
+
+def _glue_predictions(run_id="a", n=4) -> pd.DataFrame:
+    return pd.DataFrame({"run_id": run_id, "task": "sst2", "split": "dev", "example": range(n),
+                         "label": [i % 2 for i in range(n)], "prediction": [1] * n})
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda lines: lines.__setitem__(3, lines[3].rsplit(",", 1)[0]), r"p.csv:4: 5 fields where the header has 6"),
+    (lambda lines: lines.__setitem__(3, lines[3] + ",1"), r"p.csv:4: 7 fields where the header has 6"),
+    (lambda lines: lines.__setitem__(0, lines[0].replace("label", "example")), r"p.csv:1: .*more than once"),
+    (lambda lines: lines.__setitem__(3, lines[3].replace(",2,", ",,")), r"p.csv:4:4: column 'example': nan is not"),
+    (lambda lines: lines.__setitem__(3, lines[3][:-1] + "inf"), r"p.csv:4:6: column 'prediction': 'inf' is not"),
+    (lambda lines: lines.__setitem__(slice(None), [",".join(line.split(",")[:4] + line.split(",")[5:])
+                                                    for line in lines]), r"p.csv: missing column\(s\) \['label'\]"),
+])
+def test_a_broken_predictions_file_is_refused_naming_file_and_line(tmp_path, edit, message):
+    """Prediction files were never validated: a row cut short was rewritten as a normal-looking row (notebook 06 then
+    failed with pandas' "Integer column has NA values"), a deleted column refilled with blanks."""
+    from bertbench.experiments.glue_finetune import read_predictions
+
+    path = tmp_path / "predictions" / "p.csv"
+    path.parent.mkdir()
+    lines = _glue_predictions().to_csv(index=False).splitlines()
+    edit(lines)
+    path.write_text("\n".join(lines) + "\n")
+    before = path.read_bytes()
+    with pytest.raises(ResultsError, match=message):
+        read_predictions(path)
+    from bertbench.results import GLUE_PREDICTIONS  # the merge-write reads the old file the same way
+
+    with pytest.raises(ResultsError, match=message):
+        write_predictions(_glue_predictions("b"), path, schema=GLUE_PREDICTIONS)
+    assert path.read_bytes() == before
+
+
+def test_long_document_predictions_keep_each_runs_probability_columns(tmp_path):
+    """run_id, doc_id, label and one p_<label> per label: a value blanked in one row, or a column deleted, is named
+    (the summary took only the columns a run has on every row, so the run silently changed its labels)."""
+    from bertbench.results import DOCUMENT_PREDICTIONS, load_predictions
+
+    path = tmp_path / "p.csv"
+    path.write_text("run_id,doc_id,label,p_false,p_true,p_a,p_b,p_c\n"
+                    "r1,d1,1,0.2,0.8,,,\nr1,d2,0,0.6,0.4,,,\nr2,d1,2,,,0.1,0.2,0.7\n")
+    frame = load_predictions(path, DOCUMENT_PREDICTIONS)
+    assert frame["p_true"].tolist()[:2] == [0.8, 0.4] and frame["label"].tolist() == ["1", "0", "2"]
+    path.write_text(path.read_text().replace("r1,d2,0,0.6,0.4", "r1,d2,0,0.6,"))
+    with pytest.raises(ResultsError, match=r"p.csv:3:1: column 'run_id': 'r1' has values in other p_\* columns"):
+        load_predictions(path)  # the kind is told by the header
+    path.write_text("run_id,doc_id,label,p_false\nr1,d1,1,0.2\n")
+    with pytest.raises(ResultsError, match=r"p.csv:2:3: column 'label': '1' needs 2 p_\* values, the row has 1"):
+        load_predictions(path)
+
+
+def test_predictions_and_rows_of_a_run_are_written_together_or_not_at_all(tmp_path, monkeypatch):
+    """Notebook 03 wrote predictions, then rows: a failed results write left predictions of a run without rows."""
+    from bertbench.results import GLUE_PREDICTIONS, predictions_path
+
+    path = tmp_path / "r.csv"
+    target = predictions_path(path)
+    bb.write_results(_rows("a"), path, predictions=_glue_predictions("a"), schema=GLUE_PREDICTIONS)
+    assert set(pd.read_csv(target)["run_id"]) == {"a"}
+    text = path.read_text()
+    path.write_text(text[:-30])  # a results file cut short: refused before either file changes
+    before = target.read_bytes(), path.read_bytes()
+    with pytest.raises(ResultsError, match=r"r.csv:3: 21 fields where the header has 22"):
+        bb.write_results(_rows("b"), path, predictions=_glue_predictions("b"), schema=GLUE_PREDICTIONS)
+    assert (target.read_bytes(), path.read_bytes()) == before
+    path.write_text(text)
+    replace = os.replace
+
+    def results_replace_fails(source, destination):
+        if Path(destination) == path:
+            raise OSError(errno.EIO, "Input/output error")
+        return replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", results_replace_fails)  # after the predictions were replaced: put back
+    before = target.read_bytes(), path.read_bytes()
+    with pytest.raises(ResultsError, match="Input/output error"):
+        bb.write_results(_rows("b"), path, predictions=_glue_predictions("b"), schema=GLUE_PREDICTIONS)
+    monkeypatch.undo()
+    assert (target.read_bytes(), path.read_bytes()) == before
+    left = sorted(p.name for p in tmp_path.rglob("*") if p.is_file() and "runs" not in p.parts)
+    assert left == ["r.csv", "r.csv"]  # no temporary file, lock or link to the old content left over
+
+
+def _disk_full(monkeypatch):
+    """os.fdopen as on a full disk: the temporary file opens, its first write fails with ENOSPC."""
+    fdopen = os.fdopen
+
+    class Full(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full(handle, *args, **kwargs):
+        fdopen(handle).close()
+        return Full()
+
+    monkeypatch.setattr(os, "fdopen", full)
+
+
+def test_a_full_disk_during_a_write_says_the_data_is_safe_and_how_to_go_on(tmp_path, monkeypatch):
+    path = tmp_path / "r.csv"
+    bb.write_results(_rows("a"), path)
+    before = path.read_bytes()
+    _disk_full(monkeypatch)
+    with pytest.raises(ResultsError) as error:
+        bb.write_results(_rows("b"), path)
+    monkeypatch.undo()
+    assert f"cannot write {path}: No space left on device. Nothing was lost" in str(error.value)
+    assert "free some space, or set BB_OUTPUT_DIR" in str(error.value) and "run the notebook again" in str(error.value)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir() if p.name != "runs") == ["r.csv"]
+
+
+def test_an_output_folder_that_cannot_be_created_is_named_with_the_setting_that_moves_it(tmp_path, monkeypatch):
+    """BB_OUTPUT_DIR naming a file, and a read-only disk (simulated: tests run as root, whom chmod does not stop),
+    were raw FileExistsError / OSError from the first cell."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("BB_OUTPUT_DIR", str(blocker))
+    with pytest.raises(OSError, match=rf"cannot create the outputs folder {blocker} .*a file is in the way; set "
+                                      "BB_OUTPUT_DIR"):
+        bb.outputs_dir()
+    monkeypatch.setenv("BB_OUTPUT_DIR", str(tmp_path / "read-only" / "outputs"))
+    mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if "read-only" in str(self):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(OSError, match=r"outputs folder .*read-only/outputs .*Read-only file system; set BB_OUTPUT_DIR"):
+        bb.outputs_dir()
+    with pytest.raises(ResultsError, match=r"cannot write results to .*read-only.*Read-only file system"):
+        check_writable(tmp_path / "read-only" / "r.csv")
+
+
+def test_adopted_rows_are_skipped_not_trained_again(tmp_path, monkeypatch):
+    """A long job continued in a fresh checkout (or a cluster's outputs copied here): `adopt` records the rows as
+    finished on this machine, so resuming skips them."""
+    from bertbench.checkpoint import start_or_skip
+    from bertbench.results import adopt_results
+
+    path = tmp_path / "out" / "r.csv"
+    bb.write_results(_rows("rte-s0-adopt"), path)
+    monkeypatch.setenv("BB_RUNS_DIR", str(tmp_path / "fresh-runs"))  # a fresh clone: no records
+    assert start_or_skip(True, path, "rte-s0-adopt", tmp_path / "resume") is None
+    assert adopt_results(path) == ["rte-s0-adopt"]
+    assert start_or_skip(True, path, "rte-s0-adopt", tmp_path / "resume2") is not None

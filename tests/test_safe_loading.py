@@ -96,6 +96,36 @@ def test_weights_only_torch_load_refuses_a_pickled_object_without_running_it(tmp
     assert torch.load(tmp_path / "plain.pt", weights_only=True)["step"] == 3
 
 
+def test_a_resume_checkpoint_whose_trainer_file_holds_pickled_objects_is_refused_without_running_them(tmp_path):
+    """Issue 24 item 6: such a ``trainer.pt`` gave torch's own message, which recommends ``weights_only=False`` --
+    that is, unpickling the file. bertbench names the file, says it is damaged or not trusted, and gives BB_RESUME=0."""
+    from torch.utils.data import DataLoader
+
+    from bertbench.checkpoint import TRAINER_FILE
+    from bertbench.encoding import LengthGroupedBatchSampler, PadCollator, encode
+    from bertbench.models import load_tokenizer
+    from bertbench.train import TrainSettings, fit
+
+    tokenizer = load_tokenizer("minilm")
+    examples = bb.Examples([f"sentence {i}" for i in range(8)], labels=[i % 2 for i in range(8)])
+    dataset = encode(examples, tokenizer, 16)
+    loader = DataLoader(dataset, batch_sampler=LengthGroupedBatchSampler(dataset.lengths, 4, seed=0),
+                        collate_fn=PadCollator(tokenizer))
+    settings = TrainSettings(epochs=1, mixed_precision="no")
+    model = lambda: build_classifier("random-bert-1x32", tokenizer, ("a", "b"))[0]  # noqa: E731
+    fit(model(), loader, None, "score", settings, tmp_path / "best", resume_dir=tmp_path / "resume", fingerprint="r")
+    marker = tmp_path / "code-ran"
+    torch.save({"optimizer": {}, "payload": _RunsCodeWhenUnpickled(marker)}, tmp_path / "resume" / TRAINER_FILE)
+    with pytest.raises(ValueError) as error:
+        fit(model(), loader, None, "score", settings, tmp_path / "best", resume_dir=tmp_path / "resume",
+            fingerprint="r")
+    message = str(error.value)
+    assert str(tmp_path / "resume" / TRAINER_FILE) in message and "not trusted" in message
+    assert "BB_RESUME=0" in message and "weights_only=False" not in message
+    assert error.value.__suppress_context__  # torch's advice is not chained into the traceback either
+    assert not marker.exists()
+
+
 # --------------------------------------------------------------- the package's source
 
 

@@ -209,9 +209,30 @@ def test_fit_sees_a_different_example_order_every_epoch(bert_tokenizer, tmp_path
     assert len(seen) == 3 and len({tuple(epoch) for epoch in seen}) == 3
 
 
+def tensorboard_tags(folder) -> set[str]:
+    """The scalar tags of every TensorBoard event file under ``folder``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in folder.rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    return tags
+
+
 def test_tensorboard_scalars_are_written_when_asked(glue_dir, tmp_path):
-    bb.run_glue(_glue_cfg(tensorboard="1"), tmp_path / "out.csv", verbose=False)
-    assert list(bb.runs_dir().glob("glue/*/tensorboard/events.out.tfevents.*"))
+    bb.run_glue(_glue_cfg(tensorboard="1", batch_size="8"), tmp_path / "out.csv", verbose=False)
+    tags = tensorboard_tags(bb.runs_dir() / "glue")
+    assert {"rte s0/step/train_loss", "rte s0/step/lr", "rte s0/epoch/score", "rte s0/epoch/train_loss"} <= tags
+
+
+def test_long_documents_write_tensorboard_scalars_too(tmp_path):
+    cfg = bb.LongDocConfig.from_env(environ={"BB_PRESET": "tiny"}, datasets=("hyperpartisan",), runs=("head",),
+                                    tensorboard=True, batch_size=2, epochs=1)
+    bb.run_long_documents(cfg, tmp_path / "04.csv", verbose=False)
+    tags = tensorboard_tags(bb.runs_dir() / "longdoc")
+    assert any(tag.endswith("/step/train_loss") for tag in tags) and any(tag.endswith("/epoch/f1") for tag in tags)
 
 
 def test_gradient_accumulation_matches_one_large_batch(bert_tokenizer, tmp_path):
@@ -242,3 +263,24 @@ def test_precision_can_change_between_runs_in_one_kernel():
     assert new_accelerator("no").mixed_precision == "no"
     assert new_accelerator("bf16").mixed_precision == "bf16"
     assert new_accelerator("no").mixed_precision == "no"
+
+
+def test_early_stopping_needs_an_improvement_larger_than_min_delta(bert_tokenizer, tmp_path):
+    """A held-out loss creeping down by less than min_delta counts as no improvement for patience (the HF Trainer's
+    EarlyStoppingCallback threshold), though the best epoch is still kept."""
+    examples = bb.Examples([f"text {i}" for i in range(16)], labels=[i % 2 for i in range(16)])
+    dataset = encode(examples, bert_tokenizer, 16)
+
+    def run(min_delta):
+        losses = iter([1.0, 0.9999, 0.9998, 0.9997, 0.5])  # the held-out loss of each epoch
+        model, _ = build_classifier("random-bert-1x32", bert_tokenizer, ("a", "b"))
+        loader = DataLoader(dataset, batch_sampler=LengthGroupedBatchSampler(dataset.lengths, 8, seed=0),
+                            collate_fn=PadCollator(bert_tokenizer))
+        settings = TrainSettings(epochs=5, patience=2, min_delta=min_delta, mixed_precision="no")
+        return fit(model, loader, lambda _model: {"loss": next(losses)}, "loss", settings,
+                   tmp_path / f"best{min_delta}", higher_is_better=False)[1]
+
+    strict = run(0.0)
+    assert not strict.stopped_early and len(strict.history) == 5 and strict.best_epoch == 4
+    tolerant = run(1e-3)
+    assert tolerant.stopped_early and len(tolerant.history) == 3 and tolerant.best_epoch == 2

@@ -5,7 +5,7 @@ from .data.corpus import Corpus, open_corpus
 from .data.documents import Documents, fixed_split, kfold_splits, load_documents
 from .data.examples import DataError, Examples
 from .data.glue import TASKS, GlueTask, get_task, load_glue, read_glue_tsv
-from .data.text_label import examples_from_hf, read_bert_tsv, read_csv, read_jsonl
+from .data.text_label import examples_from_hf, read_bert_tsv, read_csv, read_hf, read_jsonl, read_splits
 from .display import show
 from .experiments.aggregate_results import (
                                 AggregateConfig,
@@ -19,6 +19,14 @@ from .experiments.aggregate_results import (
                                 load_references,
                                 write_aggregation,
 )
+from .experiments.encoder_basics import (
+                                BasicsConfig,
+                                basics_summary,
+                                encoder_anatomy,
+                                plot_basics,
+                                pooling_similarities,
+                                run_basics,
+)
 from .experiments.glue_finetune import (
                                 GlueConfig,
                                 glue_summary,
@@ -28,7 +36,16 @@ from .experiments.glue_finetune import (
                                 run_glue,
                                 run_id_for,
 )
-from .experiments.layer_probes import ProbeConfig, plot_layer_curves, probe_summary, run_probes, selectivity
+from .experiments.layer_probes import (
+                                ProbeConfig,
+                                evaluate_probe,
+                                load_probe,
+                                plot_layer_curves,
+                                predict_probe,
+                                probe_summary,
+                                run_probes,
+                                selectivity,
+)
 from .experiments.long_documents import (
                                 LongDocConfig,
                                 compare_to,
@@ -49,7 +66,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BaseConfig", "DataError", "Examples", "TASKS", "GlueTask", "get_task", "load_glue", "read_glue_tsv",
-    "examples_from_hf", "read_bert_tsv", "read_csv", "read_jsonl", "GlueConfig", "glue_summary", "run_glue",
+    "examples_from_hf", "read_bert_tsv", "read_csv", "read_jsonl", "read_hf", "read_splits", "GlueConfig",
+    "glue_summary", "run_glue",
     "run_id_for", "plot_dev_scores",
     "build_classifier", "load_tokenizer", "model_provenance", "resolve_model", "self_check", "data_dir", "outputs_dir",
     "repo_root", "runs_dir", "load_results", "write_results", "Corpus", "open_corpus", "TokenizerConfig",
@@ -59,5 +77,7 @@ __all__ = [
     "HeadModel", "MultitaskModel", "SequenceClassifier", "TwoInputModel", "pool", "HeadsConfig", "heads_summary",
     "run_heads", "AggregateConfig", "ProtocolError", "aggregate_outputs", "compare_systems", "ditbert_table",
     "glue_cells", "glue_table", "import_ditbert", "load_references", "write_aggregation",
-    "ProbeConfig", "plot_layer_curves", "probe_summary", "run_probes", "selectivity", "show",
+    "BasicsConfig", "basics_summary", "encoder_anatomy", "plot_basics", "pooling_similarities", "run_basics",
+    "ProbeConfig", "evaluate_probe", "load_probe", "predict_probe",
+    "plot_layer_curves", "probe_summary", "run_probes", "selectivity", "show",
 ]

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import os
 import types
 import typing
@@ -60,7 +61,10 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
         if annotation is int:
             return int(value)
         if annotation is float:
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):  # float() reads "nan" and "inf", and a NaN passes every range check
+                raise ValueError("not a finite number")
+            return number
     except ValueError as err:
         raise ValueError(f"config field {name!r}: cannot read {value!r} as {annotation.__name__}: {err}") from None
     return value
@@ -88,6 +92,9 @@ class BaseConfig:
 
     # fields that do not change what a run computes (see TRAINING_RUNTIME)
     RUNTIME: ClassVar[tuple[str, ...]] = ("num_threads", "resume")
+    # fields added after runs were committed, whose default computes what the code did before them: at their default
+    # they are left out of the recorded config and the identity, so older run ids and pooling keys stay valid
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ()
     # preset name -> field overrides applied on top of the dataclass defaults; "gpu" is the preset taken when CUDA is
     # available and none was chosen (minutes to an hour on one GPU; "full" stays the paper-scale run)
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"tiny": {}, "cpu": {}, "gpu": {}, "full": {}}
@@ -141,7 +148,12 @@ class BaseConfig:
         bad_keys = sorted(set(overrides) - set(types_by_field))
         if bad_keys:
             raise ValueError(f"{cls.__name__} has no field(s) {bad_keys}; fields are {sorted(types_by_field)}")
-        preset = given.get("BB_PRESET") or overrides.get("preset")
+        for origin, chosen in (("BB_PRESET", given.get("BB_PRESET")), ("preset (cell)", overrides.get("preset"))):
+            # an empty value is a mistake (`BB_PRESET= make ...`), not a request for the automatic choice
+            if isinstance(chosen, str) and not chosen.strip():
+                raise ValueError(f"{origin} is set but empty: set it to one of {sorted(cls.PRESETS)}, or unset it "
+                                 f"(None in the cell) for the automatic choice ({cls.automatic_preset()[0]} here)")
+        preset = (given.get("BB_PRESET") or overrides.get("preset") or "").strip()
         preset_origin = "BB_PRESET" if given.get("BB_PRESET") else "cell" if preset else None
         if not preset:
             preset, preset_origin = cls.automatic_preset()
@@ -162,8 +174,13 @@ class BaseConfig:
                 origins[name] = key
         values["preset"] = preset
         origins["preset"] = preset_origin
-        values = {name: coerce(val, types_by_field[name], name) for name, val in values.items()}
-        config = cls(**values)
+        coerced = {}
+        for name, val in values.items():
+            try:
+                coerced[name] = coerce(val, types_by_field[name], name)
+            except ValueError as err:
+                raise ValueError(f"{err} (set by {origins.get(name, 'the caller')})") from None
+        config = cls(**coerced)
         object.__setattr__(config, "_origins", origins)
         return config
 
@@ -196,7 +213,19 @@ class BaseConfig:
         return dataclasses.replace(self, **coerced)
 
     def __post_init__(self) -> None:
+        self.check_finite()
         self.validate()
+
+    def check_finite(self) -> None:
+        """Refuse NaN and infinite values in every float field (and every float of a tuple field), whatever the
+        subclass checks: a NaN passes every range check (``nan < 0`` and ``nan > 1`` are both False), and the code
+        reading it goes on silently (a NaN dropout reads as "keep the model's own", a NaN lr trains to NaN)."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, float) and not math.isfinite(item):
+                    raise ValueError(f"{field.name}: {item!r} is not a finite number; give a number "
+                                     f"(BB_{field.name.upper()} or the notebook's parameters cell)")
 
     def validate(self) -> None:
         """Range checks; subclasses extend. Raises ValueError naming the field."""
@@ -208,15 +237,20 @@ class BaseConfig:
 
     def recorded(self) -> dict[str, Any]:
         """The config recorded with every result row (runtime fields but ``num_threads`` left out)."""
-        skip = set(self.RUNTIME) - {"num_threads"}
+        skip = (set(self.RUNTIME) - {"num_threads"}) | self._added_at_default()
         return {k: v for k, v in self.to_dict().items() if k not in skip}
+
+    def _added_at_default(self) -> set[str]:
+        defaults = {field.name: field.default for field in dataclasses.fields(self)}
+        return {name for name in self.ADDED_FIELDS if getattr(self, name) == defaults[name]}
 
     def to_json(self) -> str:
         return json.dumps(self.recorded(), sort_keys=True)
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide what a run computes (``RUNTIME`` left out): run ids hash this."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.RUNTIME}
+        skip = set(self.RUNTIME) | self._added_at_default()
+        return {k: v for k, v in self.to_dict().items() if k not in skip}
 
     def __str__(self) -> str:
         """Every field; those not at the class default are marked with where their value came from."""
@@ -237,7 +271,10 @@ class BaseConfig:
 
 def check_range(name: str, value: float, low: float | None = None, high: float | None = None, *,
                 low_open: bool = False) -> None:
-    """Raise ValueError unless ``low <= value <= high`` (``low < value`` with ``low_open``)."""
+    """Raise ValueError unless ``low <= value <= high`` (``low < value`` with ``low_open``); NaN and infinities
+    are refused whatever the bounds (every comparison with NaN is False, so it would pass any of them)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: {value!r} is not a finite number")
     if low is not None and (value <= low if low_open else value < low):
         raise ValueError(f"{name}: {value!r} must be {'>' if low_open else '>='} {low}")
     if high is not None and value > high:
@@ -264,6 +301,22 @@ def check_training_fields(config) -> None:
             check_range(name, getattr(config, name), low, high, low_open=low_open)
 
 
+def _override_items(text: str, normalise: typing.Callable[[str], str], field: str) -> list[tuple[str, str, str, str]]:
+    """``(canonical name, field, value, entry as typed)`` for every ``name.field=value`` entry of ``text``."""
+    items = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        key, sep, value = item.partition("=")
+        name, dot, name_field = key.strip().rpartition(".")
+        if not sep or not dot:
+            raise ValueError(f"{field} (BB_{field.upper()}): {item!r} is not 'name.field=value'")
+        try:
+            canonical = normalise(name)
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"{field} (BB_{field.upper()}): {item!r}: unknown name {name!r} ({err})") from None
+        items.append((canonical, name_field, value.strip(), item))
+    return items
+
+
 def parse_overrides(text: str, field_types: Mapping[str, Any], normalise: typing.Callable[[str], str],
                     fixed: typing.Iterable[str], field: str) -> dict[str, dict[str, Any]]:
     """Parse ``"name.field=value;..."`` per-task (or per-dataset) changes into ``{name: {field: value}}``.
@@ -271,22 +324,40 @@ def parse_overrides(text: str, field_types: Mapping[str, Any], normalise: typing
     Args:
         normalise: maps a name as typed to its canonical form; raises ValueError for an unknown name.
         fixed: fields that cannot be changed per name.
-        field: the config field being parsed, for messages.
+        field: the config field being parsed, for messages (which name it and the entry).
     """
     changes: dict[str, dict[str, Any]] = {}
-    for item in filter(None, (part.strip() for part in text.split(";"))):
-        key, sep, value = item.partition("=")
-        name, dot, name_field = key.strip().rpartition(".")
-        if not sep or not dot:
-            raise ValueError(f"{field}: {item!r} is not 'name.field=value'")
-        try:
-            canonical = normalise(name)
-        except (KeyError, ValueError) as err:
-            raise ValueError(f"{field}: unknown name {name!r} ({err})") from None
+    fixed = tuple(fixed)
+    for canonical, name_field, value, item in _override_items(text, normalise, field):
         if name_field not in field_types or name_field in fixed:
-            raise ValueError(f"{field}: {name_field!r} cannot be set per name")
-        changes.setdefault(canonical, {})[name_field] = coerce(value.strip(), field_types[name_field], name_field)
+            raise ValueError(f"{field} (BB_{field.upper()}): {item!r}: {name_field!r} cannot be set per name")
+        try:
+            changes.setdefault(canonical, {})[name_field] = coerce(value, field_types[name_field], name_field)
+        except ValueError as err:
+            raise ValueError(f"{field} (BB_{field.upper()}): {item!r}: {err}") from None
     return changes
+
+
+def check_overrides(text: str, normalise: typing.Callable[[str], str], build: typing.Callable[[str], Any],
+                    field: str) -> None:
+    """Build (and so validate) the config of every name that ``text`` overrides, with ``build(name)`` (e.g.
+    ``GlueConfig.for_task``): a bad override is an error when the config is built, naming the entry, and not when its
+    task comes up after the earlier ones have trained. Every named task or dataset is checked, run or not.
+
+    Raises:
+        ValueError: naming ``field``, its ``BB_*`` variable, the offending entry and what is wrong with it.
+    """
+    items = _override_items(text, normalise, field)
+    for name in dict.fromkeys(canonical for canonical, *_ in items):
+        try:
+            build(name)
+        except ValueError as err:
+            entries = [item for canonical, _, _, item in items if canonical == name]
+            # the entry whose field the error names (range checks start with it), else all of this name's entries
+            named = [item for canonical, name_field, _, item in items
+                     if canonical == name and str(err).startswith(f"{name_field}:")]
+            raise ValueError(f"{field} (BB_{field.upper()}): entry {'; '.join(named or entries)!r} makes the {name} "
+                             f"config invalid: {err}") from None
 
 
 # ------------------------------------------------------------------------------------------------------- pooling
@@ -314,3 +385,15 @@ def config_differences(configs: list[str]) -> list[str]:
     fields = sorted({key for config in parsed for key in config} - set(POOLED_OVER))
     differing = [key for key in fields if len({json.dumps(config.get(key), sort_keys=True) for config in parsed}) > 1]
     return [", ".join(f"{key}={config.get(key)}" for key in differing) for config in parsed]
+
+
+# settings a study may set per task (task overrides, a learning-rate sweep): runs whose configs differ only in these
+# (and in POOLED_OVER) belong to one study, shown in one table, though only runs differing by seed alone are pooled
+PER_TASK = ("lr", "epochs", "max_train_examples", "seed", "seeds", "tasks", "task_overrides")
+
+
+def study_of(config_json: str) -> str:
+    """The recorded config without :data:`PER_TASK` and :data:`POOLED_OVER`, as canonical JSON: one value per study."""
+    config = json.loads(config_json) if config_json else {}
+    return json.dumps({key: value for key, value in config.items() if key not in PER_TASK + POOLED_OVER},
+                      sort_keys=True, default=str)

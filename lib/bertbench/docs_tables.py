@@ -8,13 +8,16 @@ entry of :data:`BLOCKS`). ``python -m bertbench.docs_tables`` prints every table
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from .config import study_of
 from .data.glue import get_task
+from .experiments.encoder_basics import basics_summary
 from .experiments.glue_finetune import glue_summary
 from .experiments.layer_probes import is_fine_tuned, probe_summary
 from .experiments.long_documents import compare_to, longdoc_summary, predictions_path
@@ -27,22 +30,45 @@ def _joined(values) -> str:
     return "`, `".join(sorted({str(value) for value in values}))
 
 
+def glue_studies(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Notebook 03's rows split by model and study (:func:`bertbench.config.study_of`: configs equal but for the
+    per-task settings), each with a title: the 2,000-example cpu runs and the reference protocol with its
+    learning-rate sweep are separate tables."""
+    frame = frame.assign(_study=frame["config"].map(study_of))
+    out = []
+    for (model, _study), rows in frame.groupby(["model", "_study"], sort=True):
+        config = json.loads(rows["config"].iloc[0])
+        budgets = sorted({int(value) for value in rows["train_examples"]})
+        grid = ", ".join(f"{lr:g}" for lr in config.get("lr_grid") or [])
+        rates = ", ".join(sorted({f"{json.loads(text)['lr']:g}" for text in rows["config"]}))
+        protocol = (f"learning rate chosen per task from {grid} on the held-out 10% with seed 0, then every seed at "
+                    "it" if grid else f"learning rate {rates}")
+        out.append((f"**Model `{model}`** — {protocol}; training examples per task "
+                    f"{', '.join(map(str, budgets))}", rows.drop(columns="_study")))
+    return out
+
+
 def glue_markdown(frame: pd.DataFrame) -> str:
-    """Per model, one line per task: task score (what it averages), median over seeds, min–max, protocol facts."""
+    """Per model and study, one line per task (and per learning rate of a sweep): task score (what it averages),
+    median over seeds, min–max, protocol facts."""
     parts = []
-    for model, rows in frame.groupby("model", sort=True):
+    for title, rows in glue_studies(frame):
         table, means = glue_summary(rows)
         runs = rows.drop_duplicates("run_id")
-        lines = [
-            f"**Model `{model}`**", "",
-            "| task | score = | seeds | median | min – max | train examples | median run time |",
-            "|---|---|---:|---:|---:|---:|---:|",
-        ]
+        sweep = table["lr_choice"].ne("").any()
+        lines = [title, "",
+                 "| task | score = | seeds | median | min – max | train examples | " + ("lr | " if sweep else "")
+                 + "median run time |", "|---|---|---:|---:|---:|---:|" + ("---|" if sweep else "") + "---:|"]
         for row in table.itertuples(index=False):
             names = get_task(row.task).score_metrics
             score_def = names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
+            lr = ""
+            if sweep:
+                value = next((part.split("=", 1)[1] for part in row.differs.split(", ") if part.startswith("lr=")),
+                             "")
+                lr = f"{value} {row.lr_choice.split(' (')[0]} | "
             lines.append(f"| {row.task} | {score_def} | {row.seeds} | {row.score_median:.4f} | "
-                         f"{row.score_min:.4f} – {row.score_max:.4f} | {row.train_examples} | "
+                         f"{row.score_min:.4f} – {row.score_max:.4f} | {row.train_examples} | {lr}"
                          f"{row.wall_s_median:.0f} s |")
         missing = ", ".join(means["missing"]) or "none"
         left_out = ", ".join(means["left_out"]) or "none"
@@ -201,8 +227,34 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
+def basics_markdown(frame: pd.DataFrame) -> str:
+    """Notebook 00: the HF Trainer and bertbench's loop on the same head, data and hyperparameters, side by side."""
+    table = basics_summary(frame)
+    runs = frame.drop_duplicates("run_id")
+    config = json.loads(runs["config"].iloc[0])
+    lines = [f"**{runs['task'].iloc[0]}**, model `{runs['model'].iloc[0]}` (`{runs['init'].iloc[0]}`), head "
+             f"`{config['head']}` + dropout {config['head_dropout']} + linear, {int(runs['train_examples'].iloc[0])} "
+             f"training examples (10% more held out), lr {config['lr']:g}, batch {config['batch_size']}, up to "
+             f"{config['epochs']} epochs, early stopping on the held-out {config['early_stop_on']} (patience "
+             f"{config['patience']}, min_delta {config['min_delta']:g}); device `{_joined(runs['device'])}`", "",
+             "| system | seeds | dev score median | min – max | epochs run (median) | training time (median) | "
+             "train examples/s (median) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in table.itertuples(index=False):
+        lines.append(f"| `{row.system}` | {row.seeds} | {row.dev_score_median:.4f} | {row.dev_score_min:.4f} – "
+                     f"{row.dev_score_max:.4f} | {row.epochs_run_median:.0f} | {row.train_s_median:.0f} s | "
+                     f"{row.examples_per_s_median:.1f} |")
+    lines += ["", "Training time includes the per-epoch evaluation on the held-out split and saving the best epoch, on "
+                  "both sides; the dev score is computed by the same code for both."]
+    return "\n".join(lines)
+
+
 def _headline(name: str, frame: pd.DataFrame, folder: Path) -> str:
     """One line of what a notebook's committed results say, computed from its CSV."""
+    if name == "00_encoder_basics":
+        table = basics_summary(frame).set_index("system")
+        task = frame["task"].iloc[0]
+        return f"{task} dev, median of {int(table['seeds'].max())} seeds: " + ", ".join(
+            f"`{system}` {row.dev_score_median:.3f} in {row.train_s_median:.0f} s" for system, row in table.iterrows())
     if name == "01_train_tokenizer":
         fertility = frame[frame["metric"] == "fertility"].set_index("model")["value"]
         trained = ", ".join(f"`{model.split('-')[0]}` {value:.3f}" for model, value in fertility.items()
@@ -212,8 +264,11 @@ def _headline(name: str, frame: pd.DataFrame, folder: Path) -> str:
         held = frame[(frame["split"] == "corpus_heldout") & (frame["metric"] == "loss")].sort_values("step")
         return (f"held-out MLM loss {held['value'].iloc[0]:.2f} → {held['value'].iloc[-1]:.2f} in "
                 f"{int(held['step'].iloc[-1])} steps")
-    if name == "03_glue_finetune":
-        table, _means = glue_summary(frame[frame["model"] == "minilm"])
+    if name == "03_glue_finetune":  # MiniLM's study with the most runs
+        _title, rows = max((study for study in glue_studies(frame) if study[1]["model"].iloc[0] == "minilm"),
+                           key=lambda study: study[1]["run_id"].nunique())
+        table, _means = glue_summary(rows)
+        table = table[table["lr_choice"].eq("") | table["lr_choice"].str.startswith("chosen")]
         most = table["seeds"].max()
         scores = ", ".join(f"{row.task} {row.score_median:.3f}" + (f" ({row.seeds} seed)" if row.seeds < most else "")
                            for row in table.itertuples(index=False))
@@ -245,6 +300,8 @@ def _headline(name: str, frame: pd.DataFrame, folder: Path) -> str:
 
 # notebook -> (what it does, the command that made its committed results)
 NOTEBOOKS = {
+    "00_encoder_basics": ("encoder outputs, poolings, one head trained by the HF Trainer and by bertbench's loop",
+                          "make basics"),
     "01_train_tokenizer": ("WordPiece and byte-level BPE on the Wikipedia dump, measured", "make tokenizer"),
     "02_pretrain_mlm": ("MLM pretraining from scratch on a time budget, resumable", "make pretrain"),
     "03_glue_finetune": ("GLUE fine-tuning, seeds, held-out epoch selection, submissions", "make glue-cpu-3seeds"),
@@ -260,6 +317,9 @@ def notebooks_markdown(folder: Path) -> str:
     lines = ["| notebook | what it does | command | committed runs' time | headline committed result |",
              "|---|---|---|---:|---|"]
     for name, (what, command) in NOTEBOOKS.items():
+        if not (folder / f"{name}.csv").is_file():
+            lines.append(f"| [{name}](docs/{name}.md) | {what} | `{command}` | – | not run yet |")
+            continue
         frame = load_results(folder / f"{name}.csv")
         runs = frame.drop_duplicates("run_id")
         seconds = runs["wall_s"].astype(float).sum()
@@ -281,6 +341,8 @@ class Block:
 
 BLOCKS = {
     "notebooks": Block("", lambda frame, folder: notebooks_markdown(folder), "README.md"),
+    "basics": Block("00_encoder_basics.csv", lambda frame, folder: basics_markdown(frame),
+                    "docs/00_encoder_basics.md"),
     "tokenizer": Block("01_train_tokenizer.csv", lambda frame, folder: tokenizer_markdown(frame),
                        "docs/01_train_tokenizer.md"),
     "pretrain": Block("02_pretrain_mlm.csv", lambda frame, folder: pretrain_markdown(frame), "docs/02_pretrain_mlm.md"),

@@ -138,6 +138,16 @@ def task_metrics(task: GlueTask, logits: np.ndarray, labels: Sequence) -> dict[s
     return classification_metrics(np.asarray(logits).argmax(axis=-1), labels, task.num_labels, task.metrics)
 
 
+def task_loss(task: GlueTask, logits: np.ndarray, labels: Sequence) -> float:
+    """The loss the model trains on, from its outputs: cross-entropy over the classes, or MSE for regression."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if task.is_regression:
+        return float(np.mean((logits.reshape(-1) - np.asarray(labels, dtype=np.float64)) ** 2))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-log_probs[np.arange(len(logits)), np.asarray(labels, dtype=np.int64)].mean())
+
+
 def task_score(task: GlueTask, metrics: Mapping[str, float]) -> float:
     """The GLUE score of one task from its metrics (the mean of ``task.score_metrics``)."""
     return float(np.mean([metrics[name] for name in task.score_metrics]))
@@ -191,10 +201,13 @@ def document_metrics(probs: np.ndarray, labels: np.ndarray, problem: str) -> dic
     """Accuracy and F1 of document probabilities (N, K).
 
     binary: F1 of class 1 (the positive class). multiclass: macro F1. multilabel: threshold 0.5, ``accuracy`` is the
-    exact-match (subset) accuracy, ``f1`` micro-averaged, ``f1_macro`` macro-averaged.
+    exact-match (subset) accuracy, ``f1`` micro-averaged, ``f1_macro`` macro-averaged. regression: ``probs`` are the
+    predicted numbers (N, 1), scored by Pearson, Spearman and MSE.
     """
     probs = np.asarray(probs)
     labels = np.asarray(labels)
+    if problem == "regression":
+        return regression_metrics(probs.reshape(-1), labels, ("pearson", "spearman", "mse"))
     if problem == "multilabel":
         pred = probs >= 0.5
         true = labels.astype(bool)

@@ -46,8 +46,23 @@ class PickleCheckpointError(OSError):
     """A checkpoint folder holds its weights only as pickle files, which bertbench does not load."""
 
 
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` can only mean a local folder: it starts with ``.``, ``~`` or a separator, ends with one, has
+    more than one ``/`` or a backslash (a hub repo id is ``name`` or ``org/name``), or its first part is an existing
+    folder (``runs/mlm-x``: ``runs`` is here, so no hub organisation is meant)."""
+    if name.startswith((".", "~", "/", "\\")) or name.endswith(("/", "\\")) or name.count("/") > 1 or "\\" in name:
+        return True
+    first = name.split("/")[0]
+    return "/" in name and (Path(first).is_dir() or (repo_root() / first).is_dir())
+
+
 def resolve_model(name: str) -> str:
-    """A local folder for packaged aliases and existing paths; anything else is passed on as a hub name."""
+    """A local folder for packaged aliases and existing paths; anything else is passed on as a hub name.
+
+    Raises:
+        FileNotFoundError: ``name`` looks like a path (:func:`looks_like_path`) and no such folder exists; without
+            this a mistyped folder reached the hub client, which called it an invalid repo id.
+    """
     if name in PACKAGED:
         module, sub = PACKAGED[name]
         spec = importlib.util.find_spec(module)
@@ -62,6 +77,10 @@ def resolve_model(name: str) -> str:
             raise FileNotFoundError(f"{path} exists but has no config.json or tokenizer_config.json: "
                                     "not a save_pretrained folder")
         return str(path.resolve())
+    if looks_like_path(name):
+        raise FileNotFoundError(f"folder not found: {path} (from {name!r}; a relative path is read from the current "
+                                f"folder {Path.cwd()} or the repository root {repo_root()}): check the path (BB_MODEL, "
+                                "BB_TOKENIZER or BB_WARM_START), or give a hub name such as 'org/name'")
     return name
 
 

@@ -45,7 +45,12 @@ def outputs_dir(preset: str | None = None) -> Path:
         path = runs_dir() / "tiny-outputs"
     else:
         path = repo_root() / "outputs"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a read-only disk, or BB_OUTPUT_DIR naming a file: say which folder and what to set
+        reason = "a file is in the way" if isinstance(err, FileExistsError | NotADirectoryError) else err.strerror
+        raise OSError(f"cannot create the outputs folder {path} (result CSVs, figures): {reason or err}; "
+                      "set BB_OUTPUT_DIR to a writable folder") from None
     return path
 
 

@@ -48,6 +48,7 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     grad_accum: int = 1
     patience: int = 0  # epochs without improvement before stopping; 0 = never stop early
+    min_delta: float = 0.0  # an epoch counts as an improvement for patience only if it beats the best by more
     select: str = "best"  # "best": keep the epoch with the best selection metric; "last": keep the last epoch
     mixed_precision: str = "auto"  # "auto" (bf16 on a GPU or CPU that has it natively, else fp32), "no", "bf16", "fp16"
     log_every: int = 20
@@ -67,6 +68,9 @@ class FitResult:
     examples_seen: int
     stopped_early: bool
     total_seconds: float = 0.0
+    # wall seconds of the earlier processes of a resumed run, up to their last checkpoint (0 when uninterrupted): add
+    # them to this process's time to report the run's total (:func:`run_seconds`)
+    earlier_seconds: float = 0.0
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
@@ -215,7 +219,7 @@ class _Checkpointing:
 def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, float]] | None, select_metric: str,
         settings: TrainSettings, checkpoint_dir: str | Path, accelerator=None, *, higher_is_better: bool = True,
         loss_fn: Callable = _default_loss, save_extra: Callable[[Path], None] | None = None, desc: str = "train",
-        resume_dir: str | Path | None = None, fingerprint: str = ""):
+        resume_dir: str | Path | None = None, fingerprint: str = "", started: float | None = None):
     """Train ``model`` and return it with the best (or last) epoch's weights reloaded from disk.
 
     Args:
@@ -230,6 +234,9 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
             ``settings.checkpoint_every`` steps / ``settings.checkpoint_minutes``; if one of ``fingerprint`` is
             there, training continues from it and ends as an uninterrupted run would (the caller removes it once
             the run's results are written: :func:`bertbench.checkpoint.remove_training_state`).
+        started: the caller's ``time.perf_counter()`` when its run began (default: now). Each resume checkpoint
+            keeps the run's wall time since then plus that of earlier processes; a resumed fit returns it as
+            ``FitResult.earlier_seconds``, so a resumed run reports its total time, not its last process's.
 
     Raises:
         FloatingPointError: the training loss became NaN or infinite (the step is named; no checkpoint is written
@@ -275,7 +282,11 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
 
         writer = SummaryWriter(settings.tensorboard_dir)
 
+    run_started = time.perf_counter() if started is None else started
+    earlier_seconds = state.wall_seconds  # of the processes before this one (0 on a fresh start)
+
     def save_state() -> None:
+        state.wall_seconds = earlier_seconds + time.perf_counter() - run_started
         save_training_state(resume_dir, accelerator.unwrap_model(model), state, {
             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
             "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else {},
@@ -283,7 +294,7 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
         checkpointing.saved()
 
     sign = 1.0 if higher_is_better else -1.0
-    started = time.perf_counter()
+    fit_started = time.perf_counter()
     device, world, rank = accelerator.device, dist.world_size(), dist.rank()
     checkpointing = _Checkpointing(resume_dir, settings.checkpoint_every, settings.checkpoint_minutes)
     first_epoch = state.epoch
@@ -333,6 +344,9 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
             if n_batches % settings.log_every == 0:  # the only host-device sync in the loop
                 _check_finite(first_bad, desc, epoch, state, resume_dir, checkpoint_dir)
                 bar.set_postfix(loss=f"{float(loss_sum) / n_batches:.4f}", lr=f"{schedule.get_last_lr()[0]:.2e}")
+                if writer is not None:  # per optimizer step: the running epoch loss and the learning rate
+                    writer.add_scalar(f"{desc}/step/train_loss", float(loss_sum) / n_batches, state.step)
+                    writer.add_scalar(f"{desc}/step/lr", schedule.get_last_lr()[0], state.step)
             if sync and checkpointing.due(state.step) and n_batches < len(batches):
                 _check_finite(first_bad, desc, epoch, state, resume_dir, checkpoint_dir)
                 seconds = time.perf_counter() - epoch_start
@@ -356,14 +370,24 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
         if writer is not None:
             for key, value in record.items():
                 if key != "epoch":
-                    writer.add_scalar(f"{desc}/{key}", value, epoch + 1)
+                    writer.add_scalar(f"{desc}/epoch/{key}", value, epoch + 1)
+            # the step curve ends each epoch with its mean loss, also when an epoch is shorter than log_every
+            writer.add_scalar(f"{desc}/step/train_loss", record["train_loss"], state.step)
+            writer.add_scalar(f"{desc}/step/lr", record["lr"], state.step)
         value = record.get(select_metric, math.nan) if evaluate is not None else float(epoch)
         if settings.select == "last" or evaluate is None or state.best_epoch < 0:
             improved = True
         else:
             improved = math.isfinite(value) and sign * value > sign * state.best_value
+        # the best epoch is kept on any improvement; patience is reset only by one larger than min_delta (as the
+        # HF Trainer's EarlyStoppingCallback threshold): a loss creeping down by 1e-4 an epoch does not run forever
+        significant = improved and (state.best_epoch < 0 or settings.select == "last" or evaluate is None
+                                    or abs(value - state.best_value) > settings.min_delta)
         if improved:
-            state.best_value, state.best_epoch, state.bad_epochs = value, epoch, 0
+            state.best_value, state.best_epoch = value, epoch
+            state.bad_epochs = 0 if significant else state.bad_epochs + 1
+            state.stopped_early = bool(not significant and settings.patience
+                                       and state.bad_epochs >= settings.patience)
             accelerator.wait_for_everyone()
             replace_folder(checkpoint_dir, functools.partial(_save_best, accelerator.unwrap_model(model),
                                                              save_extra=save_extra))
@@ -385,7 +409,13 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
     accelerator.wait_for_everyone()  # every process has read the best weights before anyone may remove them
     return unwrapped, FitResult(state.history, state.best_epoch, state.best_value, checkpoint_dir,
                                 state.train_seconds, state.examples_seen, state.stopped_early,
-                                time.perf_counter() - started)
+                                time.perf_counter() - fit_started, earlier_seconds)
+
+
+def run_seconds(started: float, result: FitResult) -> float:
+    """A run's wall time for its results' ``wall_s``: this process's since ``started`` (``time.perf_counter()``
+    when the run began) plus the earlier processes' of a resumed run."""
+    return round(time.perf_counter() - started + result.earlier_seconds, 2)
 
 
 def _save_best(model, folder: Path, *, save_extra: Callable[[Path], None] | None) -> None:

@@ -11,6 +11,10 @@ For single-label tasks a pooled max (or custom_agg) of softmax probabilities doe
 over the classes before the negative log-likelihood, so every rule trains a proper distribution. Binary tasks are two
 classes under softmax (never one output under cross-entropy + argmax). With one window per document every rule
 reduces to the plain classifier (the truncation strategies go through the same code).
+
+Regression (one number per document, :func:`doc_values`): a number has no probability, so the ``mean_*`` rules
+average the windows' outputs, the ``max_*`` rules take the largest, ``custom_agg`` combines the two as above; the
+loss is the squared error of the pooled prediction.
 """
 
 from __future__ import annotations
@@ -84,3 +88,20 @@ def doc_loss(logits: torch.Tensor, doc_index: torch.Tensor, labels: torch.Tensor
     if are_logits:
         return F.cross_entropy(outputs, labels)
     return F.nll_loss(torch.log(outputs.clamp(min=_EPS)), labels)
+
+
+def doc_values(logits: torch.Tensor, doc_index: torch.Tensor, n_docs: int, rule: str, c: float = 2.0) -> torch.Tensor:
+    """(W, 1) window outputs of a regression head -> (N, 1) document predictions under ``rule`` (module docstring)."""
+    if rule not in RULES:
+        raise ValueError(f"aggregation: {rule!r} is not one of {RULES}")
+    values = logits.float()
+    if rule != "custom_agg":
+        return pool(values, doc_index, n_docs, "mean" if rule.startswith("mean") else "max")
+    ratio = torch.bincount(doc_index, minlength=n_docs).clamp(min=1).unsqueeze(1).to(values.dtype) / c
+    return (pool(values, doc_index, n_docs, "max") + pool(values, doc_index, n_docs, "mean") * ratio) / (1 + ratio)
+
+
+def doc_regression_loss(logits: torch.Tensor, doc_index: torch.Tensor, targets: torch.Tensor, rule: str,
+                        c: float = 2.0) -> torch.Tensor:
+    """Mean squared error of the pooled document predictions against ``targets`` (N,)."""
+    return F.mse_loss(doc_values(logits, doc_index, targets.shape[0], rule, c).squeeze(1), targets.float())

@@ -3,7 +3,8 @@
 A document is tokenised once, without special tokens. Each strategy then picks content tokens:
 
 - ``head`` / ``tail``: the first / last ``budget`` tokens.
-- ``head_tail``: the first ``head_tokens`` and the last ``budget - head_tokens`` (Sun et al. 2019: 128 + 382).
+- ``head_tail``: the first ``head_tokens`` and the last ``tail_tokens`` (0: the rest of the budget, ``budget -
+  head_tokens``; Sun et al. 2019 and the GCP sequence functions' ``ht``: 128 + 382). Any split that fits the budget.
 - ``rs``: the document cut into consecutive spans of ``span_len``; spans drawn at random without repeats until the
   budget is full, kept in document order. ``rso``: spans starting at random positions (they may overlap), in
   document order. ``rsd``: draw a span at a random position, delete it from the document, draw the next from what is
@@ -20,6 +21,11 @@ Every selection or window is wrapped with the tokenizer's own special tokens (:c
 tokenizer by encoding a probe text with and without them), so ``[CLS] ... [SEP]``, ``<s> ... </s>`` or any other
 template comes out right and no id is hard-coded. A document with no text becomes one window holding only the
 special tokens.
+
+Text pairs (a question or claim beside the document, :class:`PairDocumentWindows`): the windows are built over the
+document alone, and the pair's tokens, cut beforehand to a budget the caller reserves in every window, are appended to
+each one in the tokenizer's pair template (:class:`PairTemplate`: ``[CLS] window [SEP] pair [SEP]`` for BERT,
+``<s> window </s></s> pair </s>`` for RoBERTa), so every window sees the whole pair.
 """
 
 from __future__ import annotations
@@ -92,7 +98,8 @@ class WindowSpec:
 
     strategy: str = "windows"
     budget: int = 510  # content tokens per selection (single-sequence strategies)
-    head_tokens: int = 128  # head_tail: tokens from the start; the rest of the budget comes from the end
+    head_tokens: int = 128  # head_tail: tokens from the start
+    tail_tokens: int = 0  # head_tail: tokens from the end; 0 = the rest of the budget
     span_len: int = 64  # rs / rso / rsd span length
     chunk_size: int = 510
     stride: int = 510
@@ -106,11 +113,12 @@ class WindowSpec:
         for name in ("budget", "span_len", "chunk_size", "stride"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: {getattr(self, name)} must be >= 1")
-        for name in ("head_tokens", "minimal_chunk_length", "maximal_text_length", "max_num_segments"):
+        for name in ("head_tokens", "tail_tokens", "minimal_chunk_length", "maximal_text_length", "max_num_segments"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: {getattr(self, name)} must be >= 0")
-        if self.strategy == "head_tail" and self.head_tokens > self.budget:
-            raise ValueError(f"head_tokens: {self.head_tokens} is more than the budget of {self.budget} tokens")
+        if self.strategy == "head_tail" and self.head_tokens + self.tail_tokens > self.budget:
+            raise ValueError(f"head_tokens + tail_tokens: {self.head_tokens} + {self.tail_tokens} is more than the "
+                             f"budget of {self.budget} tokens")
         check_window_lengths(self.chunk_size, self.stride, self.minimal_chunk_length)
 
     @property
@@ -118,10 +126,12 @@ class WindowSpec:
         return self.strategy in RANDOM_STRATEGIES
 
 
-def head_tail(tokens: Sequence[int], budget: int, head_tokens: int) -> list[int]:
-    if len(tokens) <= budget:
+def head_tail(tokens: Sequence[int], budget: int, head_tokens: int, tail_tokens: int = 0) -> list[int]:
+    """The first ``head_tokens`` and the last ``tail_tokens`` (0: ``budget - head_tokens``); the whole text when it is
+    no longer than the two together."""
+    tail = tail_tokens or budget - head_tokens
+    if len(tokens) <= head_tokens + tail:
         return list(tokens)
-    tail = budget - head_tokens
     return [*tokens[:head_tokens], *(tokens[len(tokens) - tail:] if tail else [])]
 
 
@@ -193,7 +203,7 @@ def select_windows(tokens: Sequence[int], spec: WindowSpec, rng: random.Random |
     if spec.strategy == "tail":
         return [list(tokens[max(0, len(tokens) - spec.budget):])]
     if spec.strategy == "head_tail":
-        return [head_tail(tokens, spec.budget, spec.head_tokens)]
+        return [head_tail(tokens, spec.budget, spec.head_tokens, spec.tail_tokens)]
     return [random_spans(tokens, spec.budget, spec.span_len, rng or random.Random(0), spec.strategy)]
 
 
@@ -278,3 +288,64 @@ class WindowCollator:
             dtype = torch.float if self.multilabel else torch.long
             batch["labels"] = torch.tensor([item["labels"] for item in items], dtype=dtype)
         return batch
+
+
+# ---------------------------------------------------------------------------------------------------- text pairs
+@dataclasses.dataclass(frozen=True)
+class PairTemplate:
+    """The tokenizer's pair template: ``prefix + first + middle + second + suffix`` with their token type ids."""
+
+    prefix: tuple[int, ...]
+    middle: tuple[int, ...]
+    suffix: tuple[int, ...]
+    prefix_types: tuple[int, ...]
+    middle_types: tuple[int, ...]
+    suffix_types: tuple[int, ...]
+    first_type: int
+    second_type: int
+    with_types: bool  # the model reads token_type_ids
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, probe: tuple[str, str] = ("first probe", "second text")) -> PairTemplate:
+        """Read the template by encoding a probe pair with and without special tokens (as :class:`SpecialTokens`)."""
+        full = tokenizer(*probe, add_special_tokens=True, return_token_type_ids=True)
+        first, second = (tokenizer(text, add_special_tokens=False)["input_ids"] for text in probe)
+        ids, types = list(full["input_ids"]), list(full.get("token_type_ids") or [0] * len(full["input_ids"]))
+        at = lambda part, start: next((i for i in range(start, len(ids) - len(part) + 1)  # noqa: E731
+                                       if ids[i:i + len(part)] == part), None)
+        start_a = at(first, 0)
+        start_b = at(second, start_a + len(first)) if start_a is not None else None
+        if start_b is None:
+            raise ValueError(f"tokenizer {type(tokenizer).__name__}: cannot find a text pair inside its own template "
+                             f"({ids} vs {first} and {second})")
+        stop_a, stop_b = start_a + len(first), start_b + len(second)
+        return cls(tuple(ids[:start_a]), tuple(ids[stop_a:start_b]), tuple(ids[stop_b:]), tuple(types[:start_a]),
+                   tuple(types[stop_a:start_b]), tuple(types[stop_b:]), types[start_a], types[start_b],
+                   "token_type_ids" in tokenizer.model_input_names)
+
+    @property
+    def count(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    def wrap(self, content: Sequence[int], pair: Sequence[int]) -> dict[str, list[int]]:
+        item = {"input_ids": [*self.prefix, *content, *self.middle, *pair, *self.suffix]}
+        if self.with_types:
+            item["token_type_ids"] = [*self.prefix_types, *([self.first_type] * len(content)), *self.middle_types,
+                                      *([self.second_type] * len(pair)), *self.suffix_types]
+        return item
+
+
+class PairDocumentWindows(DocumentWindows):
+    """Documents with a second text: each window of a document's tokens (under ``spec``, whose budget leaves room
+    for the pair) followed by the document's ``pairs`` tokens in the tokenizer's pair template."""
+
+    def __init__(self, tokens: list[list[int]], pairs: list[list[int]], labels: Sequence | None, spec: WindowSpec,
+                 template: PairTemplate, seed: int = 0):
+        super().__init__(tokens, labels, spec, template, seed)
+        self.pairs = pairs
+        self.lengths = [len(doc) + len(pair) for doc, pair in zip(tokens, pairs, strict=True)]
+
+    def windows(self, index: int) -> list[dict[str, list[int]]]:
+        rng = random.Random(f"{self.seed}-{self.epoch}-{index}") if self.spec.is_random else None
+        return [self.special.wrap(content, self.pairs[index])
+                for content in select_windows(self.tokens[index], self.spec, rng)]

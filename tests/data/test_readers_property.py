@@ -2,10 +2,13 @@
 label set, empty texts, bytes that are not UTF-8 and one enormous line.
 
 The property: a reader returns valid examples or raises a DataError whose message names the file — never a KeyError,
-UnicodeDecodeError, csv.Error, RecursionError, or text that makes a tokenizer fail later.
+UnicodeDecodeError, csv.Error, RecursionError, or text that makes a tokenizer fail later. The results and
+predictions loaders keep the same promise with ResultsError (hand-edited cells, files cut short, Excel's re-save).
 """
 
+import csv
 import dataclasses
+import io
 import json
 import math
 import re
@@ -14,6 +17,7 @@ import warnings
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +28,9 @@ from bertbench.data.examples import DataError, DataWarning
 from bertbench.data.glue import TASKS, read_glue_tsv
 from bertbench.data.squad import read_squad
 from bertbench.data.text_label import read_bert_tsv, read_csv, read_jsonl
+from bertbench.experiments.glue_finetune import read_predictions
 from bertbench.paths import data_dir
+from bertbench.results import COLUMNS, ResultsError, load_results, make_rows
 
 # tmp_path and conftest's autouse fixture are function-scoped, so the examples of one test share them: each example
 # overwrites the file it reads, and the fixture only sets environment variables
@@ -149,7 +155,7 @@ def check_examples(examples, num_labels):
     """Parallel lists of tokenizable texts, one id each, labels in 0..num_labels-1 (None: finite floats)."""
     assert len(examples) >= 1 and len(examples.ids) == len(examples)
     texts = examples.text_a + (examples.text_b or [])
-    assert all(isinstance(text, str) and not LONE_SURROGATE.search(text) for text in texts)
+    assert all(isinstance(text, str) and not LONE_SURROGATE.search(text) and "\x00" not in text for text in texts)
     if examples.labels is None:
         return
     if num_labels is None:
@@ -476,3 +482,70 @@ def test_a_lone_surrogate_in_json_is_a_data_error_not_a_tokenizer_crash(tmp_path
         {"id": "q", "question": "caf\ud800?", "is_impossible": True, "answers": []}]}]}]}).encode())
     with pytest.raises(DataError, match=re.escape(f"{squad}: data[0].paragraphs[0].qas[0]: field 'question'")):
         read_squad(squad)
+
+
+# ---- the results and predictions loaders (bertbench.results): the same property, with ResultsError -----------------
+
+
+def _hand_edited(path: Path, rows: list[list[str]], edits, cut, excel) -> Path:
+    """``rows`` (header first) with ``edits`` (row, field, cell) applied, written as CSV (Excel's byte-order mark
+    and CRLF with ``excel``) and cut after ``cut`` characters."""
+    rows = [list(row) for row in rows]
+    for row, field, cell in edits:
+        rows[row % len(rows)][field % len(rows[0])] = cell
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n" if excel else "\n").writerows(rows)
+    text = out.getvalue() if cut is None else out.getvalue()[:cut]
+    return write(path, (b"\xef\xbb\xbf" if excel else b"") + text.encode("utf-8", "surrogatepass"))
+
+
+def _loaded_or_results_error(load, path):
+    """``load(path)``, or None when it raised a ResultsError naming ``path``; any other exception fails the test."""
+    try:
+        return load(path)
+    except ResultsError as err:
+        assert str(path) in str(err), f"the message does not name {path}: {err}"
+        return None
+
+
+EDITS = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 21), CELLS), max_size=3)
+CUTS = st.one_of(st.none(), st.none(), st.integers(0, 700))
+
+
+@PROPERTY
+@given(edits=EDITS, cut=CUTS, excel=st.booleans())
+def test_results_loader_reads_or_raises_results_error(tmp_path, edits, cut, excel):
+    """Hand-edited cells (nan, inf, 2.5, text, blanks), a file cut anywhere, Excel's BOM and CRLF: a frame whose
+    number columns are finite and integer columns int64, or a ResultsError naming the file (issue 24: "inf" in an
+    integer column was a raw OverflowError, "nan" in ``value`` was kept)."""
+    common = {"run_id": "r", "notebook": "03_glue_finetune", "preset": "cpu", "model": "m", "task": "rte",
+              "seed": 0, "init": "pretrained", "head_init": "new", "selection": "best", "max_len": 128,
+              "train_examples": 10, "device": "cpu", "wall_s": 1.5, "config": '{"lr": 1}'}
+    rows = make_rows(common, [("dev", 1, "score", 0.5), ("dev", 1, "accuracy", 0.25)])
+    table = [list(COLUMNS)] + [[str(row[column]) for column in COLUMNS] for row in rows]
+    path = _hand_edited(tmp_path / "r.csv", table, edits, cut, excel)
+    frame = _loaded_or_results_error(load_results, path)
+    if frame is None:
+        return
+    for column, kind in COLUMNS.items():
+        if kind == "float":
+            assert frame[column].dtype == "float64" and np.isfinite(frame[column]).all()
+        elif kind == "int":
+            assert frame[column].dtype == "int64"
+    assert not frame[["run_id", "task", "split", "metric"]].isna().any().any()
+
+
+@PROPERTY
+@given(edits=EDITS, cut=CUTS, excel=st.booleans())
+def test_glue_predictions_reader_reads_or_raises_results_error(tmp_path, edits, cut, excel):
+    """The same for notebook 03's predictions file, which pandas read: a short row became NaN, then "Integer column
+    has NA values" in notebook 06 or a normal-looking row on the next rewrite."""
+    table = [["run_id", "task", "split", "example", "label", "prediction"],
+             ["r", "stsb", "dev", "0", "2.5", "2.25"], ["r", "stsb", "dev", "1", "0", "0.125"]]
+    path = _hand_edited(tmp_path / "predictions" / "p.csv", table, edits, cut, excel)
+    frame = _loaded_or_results_error(read_predictions, path)
+    if frame is None:
+        return
+    assert frame["example"].dtype == "int64"
+    assert np.isfinite(frame[["label", "prediction"]].to_numpy(dtype=float)).all()
+    assert not frame[["run_id", "task", "split"]].isna().any().any()

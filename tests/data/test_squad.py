@@ -25,6 +25,7 @@ from bertbench.data.squad import (
     no_answer_baseline,
     normalize_answer,
     read_squad,
+    squad_json_from_rows,
     squad_scores,
 )
 
@@ -231,6 +232,7 @@ def test_items_and_token_type_ids_follow_the_tokenizer(examples, tokenizer):
     assert set(item) == {"input_ids", "start_positions", "end_positions"} | ({"token_type_ids"} if has_types else set())
     assert isinstance(item["start_positions"], int) and isinstance(item["input_ids"], list)
     assert len(features) == len(features.input_ids) == len(features.offsets) == len(features.start_positions)
+    assert features.lengths == [len(ids) for ids in features.input_ids] and max(features.lengths) <= 64
     if has_types:
         assert [len(t) for t in features.token_type_ids] == [len(ids) for ids in features.input_ids]
         # segment 1 exactly where the context sits (plus the final [SEP] in BERT's template)
@@ -428,3 +430,15 @@ def test_best_null_threshold_beats_threshold_zero():
     threshold, exact, f1 = best_null_threshold(golds, decoded)
     assert threshold == 1.0 and exact == f1 == 100.0
     assert f1 > squad_scores(golds, apply_null_threshold(decoded, 0.0))["f1"] == at_zero["f1"]
+
+
+def test_hub_rows_convert_to_the_file_the_reader_reads(tmp_path):
+    """The hub's squad_v2 holds one flat row per question; converted, they read back as the original file does."""
+    original = write(tmp_path, squad_dict(), "original.json")
+    rows = [{"id": qa["id"], "title": article["title"], "context": paragraph["context"], "question": qa["question"],
+             "answers": {"text": [a["text"] for a in qa["answers"]],
+                         "answer_start": [a["answer_start"] for a in qa["answers"]]}}
+            for article in squad_dict()["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+    converted = squad_json_from_rows(rows)
+    assert [article["title"] for article in converted["data"]] == ["Normans", "Short"]
+    assert read_squad(write(tmp_path, converted, "converted.json")) == read_squad(original)

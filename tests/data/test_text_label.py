@@ -42,7 +42,7 @@ def test_csv_with_named_columns_and_quoting(tmp_path):
 def test_csv_regression_and_bad_number(tmp_path):
     path = tmp_path / "sts.csv"
     path.write_text("a,b,score\nx,y,4.5\nx,z,high\n")
-    with pytest.raises(bb.DataError, match=r"sts.csv:3: field 'label': 'high' is not a number"):
+    with pytest.raises(bb.DataError, match=r"sts.csv:3: field 'score': 'high' is not a number"):
         bb.read_csv(path, text="a", text_pair="b", label="score", regression=True)
 
 

@@ -318,3 +318,25 @@ def test_committed_summary_is_the_aggregation_of_the_committed_outputs(tmp_path)
     assert (root / "outputs" / "06_aggregate_results.md").read_text() == fresh, \
         "outputs/ changed since notebook 06 last ran: `make aggregate`, then " \
         "`python -m bertbench.docs_tables --update`"
+
+
+def test_the_aggregation_pools_only_runs_that_differ_by_seed_and_keeps_a_sweeps_chosen_rate():
+    """Notebook 06 pooled every run of one system and task with equal train_examples, whatever their settings."""
+    from bertbench.results import make_rows
+
+    def run(seed, lr, score, holdout, grid=None):
+        config = {"lr": lr, "seeds": [seed], "tasks": ["rte"], **({"lr_grid": grid} if grid else {})}
+        common = {"run_id": f"rte-{seed}-{lr}-{bool(grid)}", "notebook": "03_glue_finetune", "preset": "cpu",
+                  "model": "m", "task": "rte", "seed": seed, "init": "sentence-embedding", "head_init": "new",
+                  "selection": "best_epoch_on_train_holdout", "max_len": 128, "train_examples": 100,
+                  "device": "cpu", "wall_s": 1.0, "config": json.dumps(config)}
+        return make_rows(common, [("dev", 0, "score", score), ("train_holdout", 0, "score", holdout)])
+
+    grid = [1e-5, 1e-4]
+    rows = run(0, 1e-4, 0.50, 0.5) + run(1, 1e-4, 0.52, 0.5)  # a fixed-lr study, 2 seeds
+    rows += run(0, 1e-5, 0.60, 0.70, grid) + run(0, 1e-4, 0.40, 0.60, grid)  # a sweep: 1e-5 wins on the holdout
+    rows += run(1, 1e-5, 0.62, 0.70, grid) + run(2, 1e-5, 0.64, 0.70, grid)  # ... then seeds 1, 2 at it
+    cells = A.glue_cells(pd.DataFrame(rows), samples=0).set_index("variant")
+    assert cells.loc["[lr_grid=None]", "n"] == 2 and cells.loc["[lr_grid=None]", "median"] == pytest.approx(0.51)
+    chosen = cells.loc["[lr_grid=[1e-05, 0.0001]]"]
+    assert chosen["n"] == 3 and chosen["median"] == pytest.approx(0.62)  # the sweep's 1e-4 point is not pooled

@@ -143,3 +143,60 @@ def test_learning_rate_is_chosen_on_the_selection_split_then_every_seed_runs_at_
     assert table["lr_choice"].str.startswith("sweep").sum() == 1
     with pytest.raises(ValueError, match="selection split"):
         bb.GlueConfig.from_env(environ={"BB_LR_GRID": "1e-4", "BB_SELECTION": "last"})
+
+
+def test_any_encoder_takes_a_pooling_head_and_stops_early_on_the_held_out_loss(glue_dir, tmp_path):
+    """Notebook 03 chooses the head (cls, pooler, mean, max, sum + dropout + linear) and early-stops on the held-out
+    loss with a min_delta tolerance as well as on the task score."""
+    cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_TASKS": "mrpc", "BB_SEEDS": "0",
+                                          "BB_PREDICT_TEST": "0", "BB_EPOCHS": "3", "BB_PATIENCE": "1"},
+                                 head="mean", head_dropout=0.2, select_metric="loss", min_delta=10.0)
+    frame = bb.run_glue(cfg, tmp_path / "03.csv", verbose=False)
+    assert set(frame["head_init"]) == {"new:mean"}
+    holdout = frame[(frame["split"] == "train_holdout") & (frame["metric"] == "loss")]
+    assert len(holdout) == 2  # no held-out loss improves by more than 10: stopped after patience 1
+    assert json.loads(frame["config"].iloc[0])["head"] == "mean"
+    # the defaults leave the run ids of runs made before these options unchanged (left out of the identity)
+    assert "head" not in bb.GlueConfig.from_env(environ={}).identity()
+
+
+def test_glue_summary_finds_a_task_of_your_own_from_the_recorded_config(tmp_path, monkeypatch):
+    """Results read back in a new process: the tsv: spec in the row's config says what the task is (its metrics),
+    and the task stays out of the GLUE mean."""
+    from support import glue_run
+
+    from bertbench.data import user_data
+
+    monkeypatch.setenv("BB_DATA_DIR", str(tmp_path))
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    for split in ("train", "dev"):
+        (folder / f"{split}.tsv").write_text("1\ta\tpos\tgood\n2\ta\tneg\tbad\n")
+    config = bb.GlueConfig.from_env(environ={"BB_TASKS": f"tsv:{folder}"}).for_task("reviews").to_json()
+    monkeypatch.setattr(user_data, "_BY_NAME", {})  # nothing made in this process
+    rows = [{**row, "config": config} for seed in (0, 1) for row in glue_run("m", "reviews", seed, 0.5 + seed / 10)]
+    table, means = bb.glue_summary(pd.DataFrame(rows))
+    assert table["task"].tolist() == ["reviews"] and table["score_median"].iloc[0] == pytest.approx(0.55)
+    assert means["left_out"] == ["reviews"] and means["n_tasks"] == 0
+
+
+def test_tasks_without_local_files_are_named_and_skipped_the_others_run(tmp_path, monkeypatch, capsys):
+    """BB_PRESET=full on a partial GLUE download (no QQP here): one message names what is missing and where it was
+    looked for, the tasks with files go on; none at all is an error; the hub source is not second-guessed."""
+    from bertbench.data.examples import DataError
+    from bertbench.experiments.glue_finetune.runs import available_tasks
+
+    for folder, files in (("SST-2", ("train.tsv", "dev.tsv")), ("RTE", ("train.tsv",))):
+        (tmp_path / "glue" / folder).mkdir(parents=True)
+        for name in files:
+            (tmp_path / "glue" / folder / name).write_text("sentence\tlabel\n")
+    monkeypatch.setenv("BB_DATA_DIR", str(tmp_path))
+    cfg = bb.GlueConfig.from_env(environ={"BB_TASKS": "sst2,rte,qqp"})
+    assert available_tasks(cfg) == ("sst2",)
+    said = capsys.readouterr().out
+    assert "rte (no dev)" in said and "qqp (no train, dev)" in said and "running sst2" in said
+    assert "BB_DATA_SOURCE=hub" in said
+    with pytest.raises(DataError, match="no local data for any of the tasks"):
+        available_tasks(cfg.replace(tasks=("qqp",)))
+    assert available_tasks(cfg.replace(data_source="hub")) == ("sst2", "rte", "qqp")
+    assert "qqp" in bb.GlueConfig.from_env(environ={"BB_PRESET": "full"}).tasks  # the preset still lists every task

@@ -366,3 +366,89 @@ def test_dropout_settings_reach_a_pretrained_encoder_without_a_head():
     assert model.config.hidden_dropout_prob == 0.2 and model.config.attention_probs_dropout_prob == 0.0
     rates = {module.p for name, module in model.named_modules() if isinstance(module, torch.nn.Dropout)}
     assert rates <= {0.2, 0.0}
+
+
+# ---- text pairs: the pair appended to every window, in the tokenizer's own pair template -------------------------
+
+def test_every_window_carries_the_text_pair_in_the_tokenizers_template(tokenizer):
+    from bertbench.windows import PairDocumentWindows, PairTemplate
+
+    template = PairTemplate.from_tokenizer(tokenizer)
+    text = "the quick brown fox jumps over the lazy dog " * 12
+    tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+    pair = tokenizer("long documents need windows", add_special_tokens=False)["input_ids"]
+    short = tokenizer("the lazy dog", add_special_tokens=False)["input_ids"]
+    spec = WindowSpec("windows", chunk_size=20, stride=16)
+    dataset = PairDocumentWindows([tokens, short, []], [pair, pair, pair[:2]], [1, 0, 1], spec, template)
+    # a document of one window: exactly what the tokenizer makes of the text pair, ids and token types
+    (whole,) = dataset.windows(1)
+    expected = tokenizer("the lazy dog", "long documents need windows", return_token_type_ids=True)
+    assert whole["input_ids"] == expected["input_ids"]
+    if template.with_types:
+        assert whole["token_type_ids"] == expected["token_type_ids"] and set(whole["token_type_ids"]) == {0, 1}
+    # a long one: every window is that template around its own content, the whole pair after each
+    after = whole["input_ids"][len(template.prefix) + len(short):]  # separator, the pair, the closing token(s)
+    windows = dataset.windows(0)
+    assert len(windows) == len(chunk_windows(tokens, 20, 16)) > 2
+    for window, content in zip(windows, chunk_windows(tokens, 20, 16), strict=True):
+        assert window["input_ids"] == [*template.prefix, *content, *after]
+    batch = WindowCollator(tokenizer.pad_token_id)([dataset[i] for i in range(3)])
+    self_check(tokenizer, batch, text_pair=True)  # CLS first, SEP last, two SEP-delimited segments, mask on padding
+    assert dataset.lengths == [len(tokens) + len(pair), len(short) + len(pair), 2]
+
+
+def test_a_text_pair_leaves_room_in_every_window_or_the_config_says_what_to_lower():
+    cfg = bb.LongDocConfig.from_env(environ={"BB_PRESET": "tiny"})  # max_len 64, chunk_size 62
+    with pytest.raises(ValueError, match="text_pair_column: chunk_size \\(62\\) \\+ max_pair_tokens \\(64\\)"):
+        cfg.replace(text_pair_column="question")
+    with pytest.raises(ValueError, match="2 special tokens \\+ 8 tokens of the text pair .*lower BB_CHUNK_SIZE"):
+        cfg.spec("windows", 2, pair_tokens=8)
+    assert cfg.replace(chunk_size=40, stride=32).spec("head", 3, pair_tokens=16).budget == 64 - 3 - 16
+    assert "text_pair_column" not in cfg.identity() and "regression" not in cfg.identity()  # old run ids stay
+    with pytest.raises(ValueError, match="select_metric: 'pearson' scores a number to predict"):
+        cfg.replace(select_metric="pearson").selection("binary")
+    assert cfg.selection("regression") == "pearson" and cfg.replace(select_metric="spearman").selection(
+        "regression") == "spearman"
+
+
+# ---- regression: windows pooled into one number per document, scored by Pearson, Spearman, MSE --------------------
+
+@pytest.mark.parametrize("rule", A.RULES)
+def test_regression_pooling_and_loss_match_a_direct_computation(rule):
+    generator = torch.Generator().manual_seed(0)
+    outputs = torch.randn(7, 1, generator=generator)
+    doc_index = torch.tensor([0, 0, 0, 1, 2, 2, 2])
+    targets = torch.tensor([0.5, -1.0, 2.0])
+    direct = []
+    for doc in range(3):
+        rows = outputs[doc_index == doc, 0].double()
+        mean, peak, ratio = rows.mean(), rows.max(), len(rows) / 2.0
+        direct.append(mean if rule.startswith("mean") else peak if rule.startswith("max") else
+                      (peak + mean * ratio) / (1 + ratio))
+    direct = torch.stack(direct)
+    torch.testing.assert_close(A.doc_values(outputs, doc_index, 3, rule).squeeze(1).double(), direct)
+    torch.testing.assert_close(A.doc_regression_loss(outputs, doc_index, targets, rule).double(),
+                               ((direct - targets.double()) ** 2).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_regression_document_metrics_and_their_intervals():
+    rng = np.random.default_rng(0)
+    labels = rng.normal(size=40)
+    predictions = (labels + rng.normal(scale=0.5, size=40))[:, None]
+    values = M.document_metrics(predictions, labels, "regression")
+    assert set(values) == {"pearson", "spearman", "mse"}
+    assert values["pearson"] == pytest.approx(np.corrcoef(predictions[:, 0], labels)[0, 1])
+    assert values["mse"] == pytest.approx(np.mean((predictions[:, 0] - labels) ** 2))
+    intervals = M.bootstrap_intervals(predictions, labels, "regression", samples=100)
+    assert all(intervals[name][0] <= values[name] <= intervals[name][1] for name in values)
+
+
+def test_a_split_the_data_gives_is_never_replaced_by_cross_validation(tmp_path):
+    from bertbench.experiments.long_documents import prepare_dataset
+
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.csv").write_text("text,label\n" + "".join(f"doc {i},{'ab'[i % 2]}\n" for i in range(6)))
+    cfg = bb.LongDocConfig.from_env(environ={"BB_PRESET": "tiny", "BB_CV_FOLDS": "3"})
+    with pytest.raises(bb.DataError, match="cv_folds \\(3\\) and a split the data gives \\(given: .*train.csv as "
+                                           "train, test.csv as test\\); val drawn from train"):
+        prepare_dataset(cfg, str(tmp_path / "train.csv"))

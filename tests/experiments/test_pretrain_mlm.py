@@ -211,6 +211,63 @@ def test_pretrained_checkpoint_loads_in_transformers_and_fine_tunes_through_note
     assert runs[(runs["split"] == "dev") & (runs["metric"] == "score")]["value"].between(0, 1).all()
 
 
+def test_roberta_model_takes_its_special_ids_and_position_offset_from_the_tokenizer(roberta_tokenizer):
+    """RoBERTa counts positions from pad + 1 (<pad> = 1): the table has max_len + 2 rows, a full-length block fits,
+    and padding (pad id, attention mask 0) changes neither the real positions' ids nor their logits."""
+    torch.manual_seed(0)
+    model = build_mlm_model("roberta-preln", "nano", roberta_tokenizer, max_len=600).eval()
+    config, embeddings = model.config, model.base_model.embeddings
+    assert (config.pad_token_id, config.bos_token_id, config.eos_token_id) == (1, 0, 2)  # <pad>, <s>, </s>
+    assert config.max_position_embeddings == 600 + 2 and embeddings.word_embeddings.padding_idx == 1
+    masker = Masker.from_tokenizer(roberta_tokenizer)
+    assert set(masker.special_ids.tolist()) == {0, 1, 2, 3, 4} and masker.mask_id == 4
+    ordinary = masker.random_ids[torch.randint(len(masker.random_ids), (600,))].numpy()
+    block = pack(ordinary, [0], 598, roberta_tokenizer.cls_token_id, roberta_tokenizer.sep_token_id)  # (1, 600)
+    with torch.no_grad():
+        assert model(input_ids=block, attention_mask=torch.ones_like(block)).logits.shape[1] == 600
+        short = block[:, :20]
+        padded = torch.cat([short, torch.full((1, 10), roberta_tokenizer.pad_token_id)], dim=1)  # (1, 30)
+        mask = torch.cat([torch.ones(1, 20), torch.zeros(1, 10)], dim=1).long()
+        alone = model(input_ids=short, attention_mask=torch.ones_like(short)).logits  # (1, 20, V)
+        with_padding = model(input_ids=padded, attention_mask=mask).logits[:, :20]
+    assert torch.allclose(alone, with_padding, atol=1e-5)
+
+
+def test_bpe_roberta_pretrains_a_roberta_style_model_that_loads_and_fine_tunes_through_notebook_03(tmp_path):
+    """As a user runs it: BB_TOKENIZER=bpe-roberta BB_ARCH=roberta-preln (notebook 01's tokenizer, trained on the
+    spot), then notebook 03 on the checkpoint."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    cfg = PretrainConfig.from_env(environ={"BB_PRESET": "tiny", "BB_TOKENIZER": "bpe-roberta",
+                                           "BB_ARCH": "roberta-preln", "BB_MAX_STEPS": "2"})
+    result = pretrain(cfg, tmp_path / "02.csv")
+    tokenizer = AutoTokenizer.from_pretrained(result.model_dir)
+    text_a, text_b = (tokenizer(text, add_special_tokens=False)["input_ids"] for text in ("a", "b"))
+    assert tokenizer("a", "b")["input_ids"] == [0, *text_a, 2, 2, *text_b, 2]  # <s> a </s></s> b </s>
+    model = AutoModelForMaskedLM.from_pretrained(result.model_dir)
+    assert type(model).__name__ == "RobertaPreLayerNormForMaskedLM" and model.config.vocab_size == len(tokenizer)
+    assert (model.config.pad_token_id, model.config.bos_token_id, model.config.eos_token_id) == (1, 0, 2)
+    assert model.config.max_position_embeddings == 512 + 2
+    frame = bb.load_results(tmp_path / "02.csv")
+    losses = frame[(frame["split"] == "wikitext2_valid") & (frame["metric"] == "loss")]["value"]
+    assert losses.between(0, 2 * math.log(len(tokenizer))).all()
+
+    glue = bb.GlueConfig.from_env(environ={"BB_PRESET": "tiny", "BB_MODEL": str(result.model_dir)}, tasks=("rte",),
+                                  seeds=(0,))
+    runs = bb.run_glue(glue, tmp_path / "03.csv", verbose=False)
+    assert set(runs["model"]) == {"mlm-roberta-preln-nano-tiny-bpe-roberta"}
+    assert set(runs["init"]) == {"own-pretraining"}
+    assert runs[(runs["split"] == "dev") & (runs["metric"] == "score")]["value"].between(0, 1).all()
+
+
+def test_a_tokenizer_kind_other_than_wordpiece_names_the_run_the_committed_run_keeps_its_id():
+    """A bpe-roberta run must not take the default run's folder (its checkpoint, its model) or its name in tables."""
+    assert PretrainConfig.from_env(environ={}, preset="cpu").run_id() == "mlm-roberta-preln-mini-cpu-5f2d7616c5"
+    assert tiny().label == "mlm-bert-nano-tiny" and tiny(tokenizer="minilm").label == "mlm-bert-nano-tiny"
+    assert tiny(tokenizer="bpe-roberta", arch="roberta-preln").label == "mlm-roberta-preln-nano-tiny-bpe-roberta"
+    assert tiny(tokenizer="bpe").label == "mlm-bert-nano-tiny-bpe" and tiny(name="x", tokenizer="bpe").label == "x"
+
+
 def test_a_resumed_run_keeps_its_own_tokenizer_when_notebook_01_is_run_again(tmp_path):
     from transformers import AutoTokenizer
 
@@ -232,3 +289,18 @@ def test_a_resumed_run_keeps_its_own_tokenizer_when_notebook_01_is_run_again(tmp
     resumed = pretrain(tiny(name="tok", checkpoint_every=3), results)
     assert resumed.state.step == 8
     assert AutoTokenizer.from_pretrained(resumed.model_dir).get_vocab() == original
+
+
+def test_pretraining_writes_tensorboard_scalars_when_asked(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny(tensorboard=True)
+    assert cfg.label == tiny().label and "tensorboard" not in cfg.recorded()  # how to run, not what is computed
+    pretrain(cfg, tmp_path / "02.csv")
+    events = list((bb.runs_dir() / "pretrain").rglob("events.out.tfevents.*"))
+    assert events
+    accumulator = EventAccumulator(str(events[0]))
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    assert f"{cfg.label}/train/loss" in tags and f"{cfg.label}/train/lr" in tags
+    assert any(tag.endswith("/loss") and "/train/" not in tag for tag in tags)  # held-out loss

@@ -1,6 +1,7 @@
 """The in-memory form every reader returns (parallel lists of texts, optional text pairs, labels and ids), and what
-the readers share: :class:`DataError` and :class:`DataWarning`, and :func:`open_text`, which reads a text file as
-UTF-8 with a legacy-encoding fallback (BBC's ``sport/199.txt`` is latin-1).
+the readers share: :class:`DataError` and :class:`DataWarning`; :func:`open_text`, which reads a text file as
+UTF-8 with a legacy-encoding fallback (BBC's ``sport/199.txt`` is latin-1); and what every reader refuses, in
+:func:`check_text` (a missing text, a lone surrogate, a NUL byte) and :func:`check_header` (a column named twice).
 """
 
 from __future__ import annotations
@@ -70,14 +71,34 @@ def open_text(path: str | Path, newline: str | None = None) -> Iterator[Iterator
 
 
 def check_text(value: object, where: str, field: str) -> str:
-    """``value`` if it is a string a tokenizer accepts; DataError naming ``where`` and ``field`` otherwise."""
+    """``value`` if it is a string a tokenizer accepts; DataError naming ``where`` and ``field`` otherwise.
+
+    Refused: anything but a string (None is a missing value, never the text "None"), a lone surrogate, and a NUL
+    byte. NUL is refused rather than stripped: no text file holds one, so it means the file is not what it claims
+    (UTF-16 without a byte order mark, a binary or truncated file), and the rest of the row cannot be trusted either.
+    """
     if not isinstance(value, str):
-        raise DataError(f"{where}: field {field!r}: expected text, got {type(value).__name__}")
+        hint = " (a missing value: fill it in or drop the row)" if value is None else ""
+        raise DataError(f"{where}: field {field!r}: expected text, got {type(value).__name__}{hint}")
     if surrogate := _LONE_SURROGATE.search(value):
         # JSON can spell one ("\ud800"); tokenizers then fail with a TypeError far from the file
         raise DataError(f"{where}: field {field!r}: a lone surrogate {surrogate.group()!r} at character "
                         f"{surrogate.start()} is not valid Unicode text")
+    if (nul := value.find("\x00")) >= 0:
+        raise DataError(f"{where}: field {field!r}: a NUL byte at character {nul}; text files hold none (is the file "
+                        f"UTF-16 without a byte order mark, or binary?): re-save it as UTF-8 text")
     return value
+
+
+def check_header(names: Sequence[str], where: str, wanted: Sequence[str | None] = ()) -> None:
+    """Refuse a header that names a column twice: reading a row by name would silently take the last such column.
+
+    Blank names may repeat (unnamed trailing columns) unless one of them is asked for (``wanted``).
+    """
+    repeated = sorted({name for name in names if names.count(name) > 1 and (name.strip() or name in wanted)})
+    if repeated:
+        raise DataError(f"{where}: the header names column(s) {repeated} more than once (columns: {list(names)}); "
+                        f"rename them so that each column has its own name")
 
 
 def warn_empty_texts(source: str | Path, empty: list[str]) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from .examples import DataError, Examples, open_text, warn_empty_texts
+from .examples import DataError, Examples, check_header, check_text, open_text, warn_empty_texts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,10 @@ class GlueTask:
         hub: (dataset, config) for ``datasets.load_dataset``; hub_splits: our split -> hub split.
         submission: file names of the GLUE submission per test split.
         eval_splits: the labelled evaluation splits (MNLI has two).
+        label_range: the interval a regression target must lie in (STS-B: 0..5, the scale of the annotation and
+            of the submission); a target outside it is a DataError.
+        source: for a task of your own, its ``tsv:`` spec as results record it (:mod:`bertbench.data.user_data`);
+            "" for GLUE's.
     """
 
     name: str
@@ -56,6 +60,13 @@ class GlueTask:
     submission: dict[str, str]
     eval_splits: tuple[str, ...] = ("dev",)
     predicted_by: str | None = None
+    label_range: tuple[float, float] | None = None
+    source: str = ""
+
+    @property
+    def spec(self) -> str:
+        """What names the task in a config's ``tasks``: GLUE's name, or the ``tsv:`` spec of a task of your own."""
+        return self.source or self.name
 
     @property
     def is_regression(self) -> bool:
@@ -117,6 +128,7 @@ TASKS: dict[str, GlueTask] = {
             "test": (("test.tsv",), _pair("sentence1", "sentence2", None)),
         },
         ("sentence1", "sentence2"), {"train": "train", "dev": "validation", "test": "test"}, {"test": "STS-B.tsv"},
+        label_range=(0.0, 5.0),
     ),
     "qqp": GlueTask(
         "qqp", "QQP", ("not_duplicate", "duplicate"), ("accuracy", "f1"), ("accuracy", "f1"),
@@ -182,10 +194,19 @@ TRAINABLE_TASKS = tuple(name for name, task in TASKS.items() if "train" in task.
 
 
 def get_task(name: str) -> GlueTask:
+    """A GLUE task by name (``SST-2`` or ``sst2``), or a task of your own: ``tsv:<folder>`` /
+    ``tsv-regression:<folder>`` (a BERT data_dir, :mod:`bertbench.data.user_data`), later also by its name."""
+    from .user_data import is_tsv_spec, registered_task, user_glue_task  # user_data builds GlueTasks
+
+    if is_tsv_spec(name):
+        return user_glue_task(name)
     key = name.lower().replace("-", "")
-    if key not in TASKS:
-        raise KeyError(f"unknown GLUE task {name!r}; tasks are {sorted(TASKS)}")
-    return TASKS[key]
+    if key in TASKS:
+        return TASKS[key]
+    if (task := registered_task(name)) is not None:
+        return task
+    raise KeyError(f"unknown GLUE task {name!r}; tasks are {sorted(TASKS)}, or data of your own as tsv:<folder> "
+                   f"(a BERT data_dir: train.tsv, dev.tsv[, test.tsv]) or tsv-regression:<folder>")
 
 
 def find_split_file(task: GlueTask, split: str, glue_dir: Path) -> Path:
@@ -203,6 +224,35 @@ def find_split_file(task: GlueTask, split: str, glue_dir: Path) -> Path:
     )
 
 
+def missing_local_splits(task: GlueTask | str, glue_dir: Path | str | None = None) -> list[str]:
+    """The splits a run needs (``train`` and the labelled evaluation splits) that have no file under ``glue_dir``
+    (default ``BB_DATA_DIR/glue``); empty for a task of your own (its reader names what is missing)."""
+    task = get_task(task) if isinstance(task, str) else task
+    if task.source:
+        return []
+    if glue_dir is None:
+        from ..paths import data_dir
+
+        glue_dir = data_dir() / "glue"
+    missing = []
+    for split in ("train", *task.eval_splits):
+        try:
+            find_split_file(task, split, Path(glue_dir))
+        except DataError:
+            missing.append(split)
+    return missing
+
+
+def check_target(task: GlueTask, value: float, where: str) -> float:
+    """``value`` if it lies in the task's ``label_range``; DataError naming ``where`` otherwise (a score of 7 on
+    STS-B's 0..5 scale is a broken row, and the model would learn to predict what GLUE cannot take)."""
+    if task.label_range is not None and not task.label_range[0] <= value <= task.label_range[1]:
+        low, high = task.label_range
+        raise DataError(f"{where}: field 'label': {value:g} is outside {task.name}'s range {low:g}..{high:g}; "
+                        f"fix or drop the row")
+    return value
+
+
 def _label_index(task: GlueTask, raw: str, where: str) -> int | float:
     raw = raw.strip()
     if task.is_regression:
@@ -212,7 +262,7 @@ def _label_index(task: GlueTask, raw: str, where: str) -> int | float:
             raise DataError(f"{where}: field 'label': {raw!r} is not a number") from None
         if not math.isfinite(value):
             raise DataError(f"{where}: field 'label': {raw!r} is not a finite number")
-        return value
+        return check_target(task, value, where)
     if raw in task.label_names:
         return task.label_names.index(raw)
     if raw.isascii() and raw.isdigit() and int(raw) < len(task.label_names):  # "²".isdigit(), but int("²") fails
@@ -246,8 +296,9 @@ def read_glue_tsv(task: GlueTask | str, split: str, glue_dir: Path | str) -> Exa
                 header = next(reader, None)
                 if header is None:
                     raise DataError(f"{path}: the file is empty (expected a header line)")
-                columns = {name.strip(): pos for pos, name in enumerate(header)}
                 wanted = [layout.text_a, layout.text_b, layout.label, layout.index]
+                check_header([name.strip() for name in header], f"{path}:{reader.line_num}", wanted)
+                columns = {name.strip(): pos for pos, name in enumerate(header)}
                 missing = [name for name in wanted if name is not None and name not in columns]
                 if missing:
                     hint = " (is it tab-separated?)" if len(header) == 1 else ""
@@ -258,7 +309,7 @@ def read_glue_tsv(task: GlueTask | str, split: str, glue_dir: Path | str) -> Exa
                 pos = {key: getattr(layout, key) for key in ("text_a", "text_b", "label", "index")}
                 n_fields = max(p for p in pos.values() if p is not None) + 1  # CoLA: source, label, mark, sentence
             # (position, name in messages) of the text fields; headerless CoLA has only positions
-            texts = [(pos[key], repr(getattr(layout, key)) if layout.header else f"#{pos[key] + 1}")
+            texts = [(pos[key], getattr(layout, key) if layout.header else f"#{pos[key] + 1}")
                      for key in ("text_a", "text_b") if pos[key] is not None]
             for row in reader:
                 where = f"{path}:{reader.line_num}"
@@ -266,7 +317,8 @@ def read_glue_tsv(task: GlueTask | str, split: str, glue_dir: Path | str) -> Exa
                     continue  # blank line (some files end with one)
                 if len(row) != n_fields:
                     raise DataError(f"{where}: expected {n_fields} tab-separated fields, got {len(row)}")
-                empty += [f"{where}: field {name}" for p, name in texts if not row[p].strip()]
+                empty += [f"{where}: field {name!r}" for p, name in texts
+                          if not check_text(row[p], where, name).strip()]
                 text_a.append(row[pos["text_a"]])
                 if text_b is not None:
                     text_b.append(row[pos["text_b"]])
@@ -299,17 +351,26 @@ def glue_examples_from_hf(task: GlueTask, data, split: str) -> Examples:
     from .text_label import examples_from_hf
 
     unlabelled = split.startswith("test")
-    return examples_from_hf(
+    examples = examples_from_hf(
         data, text=task.hub_text_keys[0], text_pair=task.hub_text_keys[1],
         label=None if unlabelled else "label", id_column="idx" if "idx" in data.column_names else None,
         label_names=None if task.is_regression else list(task.label_names), regression=task.is_regression,
     )
+    if task.is_regression and examples.labels is not None:
+        for row, value in enumerate(examples.labels):
+            check_target(task, value, f"{examples.source} row {row}")
+    return examples
 
 
 def load_glue(task: GlueTask | str, split: str, *, source: str = "local",
               glue_dir: Path | str | None = None) -> Examples:
-    """One split of a GLUE task from local TSVs (``source='local'``) or the hub (``source='hub'``)."""
+    """One split of a GLUE task from local TSVs (``source='local'``) or the hub (``source='hub'``); a task of your own
+    from its folder, whatever ``source`` says."""
     task = get_task(task) if isinstance(task, str) else task
+    if task.source:
+        from .user_data import read_user_split
+
+        return read_user_split(task, split)
     if source == "hub":
         return load_glue_hub(task, split)
     if glue_dir is None:

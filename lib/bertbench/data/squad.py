@@ -1,8 +1,9 @@
 """SQuAD-format extractive QA: reading, windowed features, span decoding and the official EM/F1 scoring.
 
-Scope: everything a span probe (a start and an end linear probe per layer over frozen token states) needs around the
-model — the reader for SQuAD 1.1 / 2.0 JSON, question + context windows with token-level answer labels, decoding of
-start/end logits back to answer texts with a null ("no answer") score, and the evaluation of SQuAD 2.0.
+Scope: everything a span probe (a start and an end linear probe per layer over frozen token states) or a QA
+fine-tuning needs around the model — the reader for SQuAD 1.1 / 2.0 JSON (and the conversion of the hub's flat
+``squad_v2`` rows to it), question + context windows with token-level answer labels, decoding of start/end logits back
+to answer texts with a null ("no answer") score, and the evaluation of SQuAD 2.0.
 
 References:
 - Rajpurkar et al. 2016, "SQuAD: 100,000+ Questions for Machine Comprehension of Text"; Rajpurkar, Jia and Liang
@@ -24,7 +25,7 @@ import dataclasses
 import json
 import re
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,24 @@ def read_squad(path: str | Path) -> list[QAExample]:
     return examples
 
 
+def squad_json_from_rows(rows: Iterable[Mapping]) -> dict:
+    """The SQuAD 2.0 JSON object (what :func:`read_squad` reads) of flat question rows as the hub's ``squad_v2``
+    dataset holds them: ``id``, ``title``, ``context``, ``question`` and ``answers`` =
+    ``{"text": [...], "answer_start": [...]}`` (empty lists: unanswerable). Articles and paragraphs keep the order in
+    which they first appear; ``is_impossible`` is set where a question has no answer.
+    """
+    articles: dict[str, dict[str, list[dict]]] = {}  # title -> context -> questions
+    for row in rows:
+        answers = [{"text": text, "answer_start": int(start)}
+                   for text, start in zip(row["answers"]["text"], row["answers"]["answer_start"], strict=True)]
+        article = articles.setdefault(row.get("title", ""), {})
+        article.setdefault(row["context"], []).append(
+            {"id": row["id"], "question": row["question"], "answers": answers, "is_impossible": not answers})
+    return {"version": "v2.0", "data": [
+        {"title": title, "paragraphs": [{"context": context, "qas": qas} for context, qas in paragraphs.items()]}
+        for title, paragraphs in articles.items()]}
+
+
 # --------------------------------------------------------------------------------------------------------- features
 
 
@@ -204,6 +223,11 @@ class QAFeatures:
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    @property
+    def lengths(self) -> list[int]:
+        """Tokens per window, for length-grouped training batches."""
+        return [len(ids) for ids in self.input_ids]
 
     def __getitem__(self, i: int) -> dict:
         item = {"input_ids": self.input_ids[i]}

@@ -75,6 +75,8 @@ class HeadsConfig(GlueConfig):
     predict_test: bool = False
     keep_checkpoints: bool = False
 
+    # GLUE's later fields; head_dropout was this notebook's own from the start, so it stays in the run ids
+    ADDED_FIELDS = ("lr_grid", "head", "select_metric", "min_delta")
     PRESETS = {
         "tiny": dict(model="random-bert-2x64", max_train_examples=48, max_eval_examples=24, max_len=64,
                      batch_size=16, eval_batch_size=32, lr=1e-3, epochs=2, pair_seeds=(0,), seeds=(0,)),
@@ -152,7 +154,8 @@ def run_pair_study(cfg: HeadsConfig, results_path: str | Path, verbose: bool = T
             _check_inputs(tokenizer, pairs["train"].first, model)
             model, outcome = fit_and_evaluate(task_cfg, task, model, pairs["train"], pairs["selection"],
                                               pairs["evals"], collate, data, seed, run_dir, tokenizer,
-                                              desc=f"{task.name} {fusion} s{seed}", run_id=run_id)
+                                              desc=f"{task.name} {fusion} s{seed}", run_id=run_id,
+                                              started=started)
             rows = run_rows(task_cfg, task, seed, run_id, NOTEBOOK, variant, "new", outcome, len(data.train),
                             started)
             write_results(rows, results_path)
@@ -223,9 +226,11 @@ def run_multitask(cfg: HeadsConfig, tasks: tuple[str, ...], seed: int, results_p
         flat["score"] = statistics.mean(values["score"] for values in per_task.values())
         return flat
 
-    model, result = fit(model, loader, evaluate, "score", cfg.train_settings(regression=bool(regression)),
+    tensorboard_dir = str(run_dir / "tensorboard") if cfg.tensorboard else None
+    model, result = fit(model, loader, evaluate, "score", cfg.train_settings(tensorboard_dir, bool(regression)),
                         run_dir / "best", accelerator, save_extra=tokenizer.save_pretrained,
-                        desc=f"{variant} s{seed}", resume_dir=run_dir / "resume", fingerprint=run_id)
+                        desc=f"{variant} s{seed}", resume_dir=run_dir / "resume", fingerprint=run_id,
+                        started=started)
     evals = {name: (prepared[name][2].evals["dev"], prepared[name][1].evals["dev"].labels) for name in tasks}
     dev = scores(model, evals)
     frames = []

@@ -1,15 +1,22 @@
 """Notebook 01: train WordPiece and byte-level BPE tokenizers with the ``tokenizers`` library, save them so that
-``AutoTokenizer.from_pretrained`` loads them back ready for BERT, and measure them.
+``AutoTokenizer.from_pretrained`` loads them back ready for BERT or RoBERTa, and measure them.
 
-- WordPiece (BERT's and cramming's choice): BERT normaliser (clean text, strip accents, optional lowercase), BERT
+- ``wordpiece`` (BERT's and cramming's choice): BERT normaliser (clean text, strip accents, optional lowercase), BERT
   pre-tokeniser, optionally every digit its own token.
-- Byte-level BPE (DitBERT's choice): NFKC-compatible normalisation with accents stripped, digits split, byte-level
+- ``bpe`` (DitBERT's choice): NFKC-compatible normalisation with accents stripped, digits split, byte-level
   pre-tokeniser (no unknown characters by construction), minimum pair frequency.
+- ``bpe-roberta``: the same byte-level BPE with RoBERTa's special tokens and template instead of BERT's.
 
-Both get the special tokens ``[PAD] [UNK] [CLS] [SEP] [MASK]``, a post-processor that adds ``[CLS] A [SEP]`` and
-``[CLS] A [SEP] B [SEP]`` (token types 0/1), and a ``model_max_length``. Reported per tokenizer: vocabulary size,
-training time, fertility (tokens per whitespace word) and unknown-token rate on an evaluation corpus, and the
-token-frequency table of the training corpus (DitBERT sampled replacement tokens from it).
+``wordpiece`` and ``bpe`` get BERT's special tokens ``[PAD] [UNK] [CLS] [SEP] [MASK]`` (ids 0-4 in this order), a
+post-processor that adds ``[CLS] A [SEP]`` and ``[CLS] A [SEP] B [SEP]`` (token types 0/1). ``bpe-roberta`` gets
+RoBERTa's ``<s> <pad> </s> <unk> <mask>`` (ids 0-4 in this order: fairseq's dictionary opens with the first four;
+RoBERTa appends ``<mask>`` after its vocabulary, here it joins them at id 4), ``<s> A </s>`` and
+``<s> A </s></s> B </s>`` with no token_type_ids (RoBERTa has no segments), and ``<mask>`` taking the space before
+it (lstrip) as RoBERTa's does. (DitBERT's own tokenizer had ``[PAD] [START] [END] [MASK] [DOC]``, pad id 0, no unknown
+token and no template: the ``<s> </s> <pad>`` ids it hard-coded were those of its roberta-base baseline.) Every kind
+saves a ``model_max_length``. Reported per tokenizer: vocabulary size, training time, fertility (tokens per whitespace
+word) and unknown-token rate on an evaluation corpus, and the token-frequency table of the training corpus (DitBERT
+sampled replacement tokens from it).
 """
 
 from __future__ import annotations
@@ -29,8 +36,16 @@ from ..data.corpus import Corpus, batched, open_corpus
 from ..paths import runs_dir
 
 NOTEBOOK = "01_train_tokenizer"
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-KINDS = ("wordpiece", "bpe")
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # BERT's, given ids 0-4 in this order
+ROBERTA_SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # RoBERTa's, ids 0-4 in this order
+KINDS = ("wordpiece", "bpe", "bpe-roberta")
+DEFAULT_KINDS = ("wordpiece", "bpe")  # what notebook 01 trains unless told (the committed runs' choice)
+BYTE_LEVEL = ("bpe", "bpe-roberta")
+
+
+def special_tokens(kind: str) -> tuple[str, ...]:
+    """The special tokens of tokenizer ``kind`` in id order (the trainers number them 0, 1, ... as listed)."""
+    return ROBERTA_SPECIAL_TOKENS if kind == "bpe-roberta" else SPECIAL_TOKENS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +55,7 @@ class TokenizerConfig(BaseConfig):
     preset: str = "cpu"
     corpus: str = "wikipedia"  # see bertbench.data.corpus.open_corpus: wikipedia, a path, hf:<name>:<split>:<column>
     max_docs: int = 0  # first N documents of the corpus (0 = all)
-    kinds: tuple[str, ...] = KINDS
+    kinds: tuple[str, ...] = DEFAULT_KINDS  # any of KINDS, e.g. wordpiece,bpe,bpe-roberta
     vocab_size: int = 16384
     min_frequency: int = 2
     lowercase: bool = True  # uncased, like bert-base-uncased (the packaged MiniLM's vocabulary)
@@ -92,8 +107,9 @@ def build_tokenizer(kind: str, lowercase: bool = True, split_digits: bool = True
         tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, strip_accents=True, lowercase=lowercase)
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.BertPreTokenizer(), *digits])
         tokenizer.decoder = decoders.WordPiece()
-    elif kind == "bpe":
-        tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+    elif kind in BYTE_LEVEL:
+        # the scheme's unknown token (never produced: every byte is in the alphabet) so that unk_token_id is defined
+        tokenizer = Tokenizer(models.BPE(unk_token="<unk>" if kind == "bpe-roberta" else "[UNK]"))
         # NFKD then dropping combining marks = NFKC's compatibility folding with accents stripped; NFC recomposes
         steps = [normalizers.NFKD(), normalizers.StripAccents(), normalizers.NFC()]
         tokenizer.normalizer = normalizers.Sequence(steps + ([normalizers.Lowercase()] if lowercase else []))
@@ -116,10 +132,33 @@ def add_bert_post_processor(tokenizer) -> None:
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
 
 
-def wrap_for_transformers(tokenizer, model_max_length: int):
+def add_roberta_post_processor(tokenizer) -> None:
+    """RoBERTa's template: ``<s> A </s>`` for single texts, ``<s> A </s></s> B </s>`` for pairs, all token types 0;
+    offsets trimmed of the byte-level leading space as in RoBERTa's own tokenizer."""
+    from tokenizers import processors
+
+    tokenizer.post_processor = processors.RobertaProcessing(
+        ("</s>", tokenizer.token_to_id("</s>")), ("<s>", tokenizer.token_to_id("<s>")), trim_offsets=True,
+        add_prefix_space=True)
+
+
+def roberta_mask_token():
+    """RoBERTa's ``<mask>``: it takes the space before it (``"a <mask>"`` -> ``Ġa <mask>``, as a space-prefixed word
+    would be one token), is matched before normalisation (lowercasing never touches it) and is special."""
+    from tokenizers import AddedToken
+
+    return AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True)
+
+
+def wrap_for_transformers(tokenizer, model_max_length: int, kind: str = "wordpiece"):
     """The trained tokenizer as a transformers fast tokenizer with its special tokens named."""
     from transformers import PreTrainedTokenizerFast
 
+    if kind == "bpe-roberta":
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tokenizer, model_max_length=model_max_length, bos_token="<s>", eos_token="</s>",
+            cls_token="<s>", sep_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token=roberta_mask_token(),
+            model_input_names=["input_ids", "attention_mask"])  # no segment embeddings to feed
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, model_max_length=model_max_length, pad_token="[PAD]", unk_token="[UNK]",
         cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
@@ -133,18 +172,23 @@ def train_tokenizer(kind: str, documents: Iterable[str], vocab_size: int, min_fr
     from tokenizers import pre_tokenizers, trainers
 
     tokenizer = build_tokenizer(kind, lowercase, split_digits)
-    common = dict(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
-                  show_progress=False)
+    specials = list(special_tokens(kind))
+    if kind == "bpe-roberta":  # the trainer registers the added token as given: <mask> with its lstrip
+        specials[specials.index("<mask>")] = roberta_mask_token()
+    common = dict(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=False)
     if kind == "wordpiece":
         trainer = trainers.WordPieceTrainer(**common)
     else:
         trainer = trainers.BpeTrainer(**common, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(tqdm(documents, desc=f"train {kind}", unit=" docs", total=length,
                                        mininterval=2.0, leave=False), trainer=trainer, length=length)
-    for position, token in enumerate(SPECIAL_TOKENS):  # the trainers put special tokens first, in this order
+    for position, token in enumerate(special_tokens(kind)):  # the trainers put special tokens first, in this order
         assert tokenizer.token_to_id(token) == position, f"{token} is not id {position}"
-    add_bert_post_processor(tokenizer)
-    return wrap_for_transformers(tokenizer, model_max_length)
+    if kind == "bpe-roberta":
+        add_roberta_post_processor(tokenizer)
+    else:
+        add_bert_post_processor(tokenizer)
+    return wrap_for_transformers(tokenizer, model_max_length, kind)
 
 
 def plain_backend(tokenizer):
@@ -191,18 +235,24 @@ def tokenizer_stats(tokenizer, documents: Iterable[str]) -> dict[str, float]:
             "chars_per_token": chars / max(1, tokens), "eval_tokens": tokens, "eval_words": words}
 
 
-def check_saved_tokenizer(folder: str | Path, model_max_length: int) -> None:
-    """Load ``folder`` with ``AutoTokenizer`` and assert what BERT needs from it (raises AssertionError)."""
+def check_saved_tokenizer(folder: str | Path, model_max_length: int, kind: str = "wordpiece") -> None:
+    """Load ``folder`` with ``AutoTokenizer`` and assert what BERT (RoBERTa for ``bpe-roberta``) needs from it: the
+    special tokens at their ids, the single and pair templates, the model max length (raises AssertionError)."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     for name in ("cls", "sep", "pad", "mask", "unk"):
         assert getattr(tokenizer, f"{name}_token_id") is not None, f"{folder}: no {name.upper()} token"
+    ids = tokenizer.convert_tokens_to_ids(list(special_tokens(kind)))
+    assert ids == list(range(len(ids))), f"{folder}: special tokens {special_tokens(kind)} have ids {ids}"
     assert tokenizer.model_max_length == model_max_length, f"{folder}: model_max_length {tokenizer.model_max_length}"
-    single = tokenizer("a b")["input_ids"]
-    pair = tokenizer("a", "b")["input_ids"]
-    assert single[0] == tokenizer.cls_token_id and single[-1] == tokenizer.sep_token_id, f"{folder}: no CLS/SEP"
-    assert pair.count(tokenizer.sep_token_id) == 2, f"{folder}: a pair does not get two SEP tokens"
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    text_a, text_b = (tokenizer("a b", add_special_tokens=False)["input_ids"],
+                      tokenizer("c", add_special_tokens=False)["input_ids"])
+    middle = [sep, sep] if kind == "bpe-roberta" else [sep]  # RoBERTa: <s> A </s></s> B </s>
+    assert tokenizer("a b")["input_ids"] == [cls, *text_a, sep], f"{folder}: a single text is not CLS A SEP"
+    assert tokenizer("a b", "c")["input_ids"] == [cls, *text_a, *middle, *text_b, sep], \
+        f"{folder}: a pair does not get {'CLS A SEP SEP B SEP' if kind == 'bpe-roberta' else 'CLS A SEP B SEP'}"
 
 
 def train_and_save(cfg: TokenizerConfig, kind: str, corpus: Corpus | None = None) -> tuple[Path, float, int]:
@@ -226,7 +276,7 @@ def train_and_save(cfg: TokenizerConfig, kind: str, corpus: Corpus | None = None
                                 cfg.split_digits, cfg.model_max_length, length=cfg.max_docs or None)
     seconds = time.perf_counter() - started
     tokenizer.save_pretrained(folder)
-    check_saved_tokenizer(folder, cfg.model_max_length)
+    check_saved_tokenizer(folder, cfg.model_max_length, kind)
     if cfg.frequency_table:
         token_frequencies(tokenizer, corpus).to_csv(folder / "token_frequencies.csv", index=False)
     return folder, seconds, n_docs

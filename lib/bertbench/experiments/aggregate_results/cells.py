@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ... import metrics as M
-from ...config import check_choice
+from ...config import check_choice, config_differences, pooling_key, study_of
 from ...data.glue import get_task
 from ..long_documents import longdoc_summary
 from .protocol import GLUE_TASKS, OPTIMISTIC, PROTOCOL, SYSTEM, ProtocolError, protocol_frame
@@ -101,6 +101,40 @@ def _per_run_scores(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
     return scores
 
 
+def _separate_configurations(scores: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """bertbench's runs pool only over seeds (:func:`bertbench.config.pooling_key`). A system run in several studies
+    (:func:`bertbench.config.study_of`) gets one variant per study, tagged with what differs; within a study a
+    task's learning-rate sweep keeps the configuration it chose (its other points are selection, not results: notebook
+    03's table shows them); other configurations of one task are tagged apart. Imported runs (no bertbench config)
+    pass unchanged."""
+    from ..glue_finetune import lr_choices
+
+    own = scores["notebook"].str.match(r"^\d\d_")
+    if not own.any():
+        return scores
+    scores = scores.copy()
+    scores["_study"] = scores["config"].where(own, "").map(lambda text: study_of(text) if text else "")
+    scores["_key"] = scores["config"].where(own, "").map(lambda text: pooling_key(text) if text else "")
+    for _, rows in scores[own].groupby(["source", "model", "variant"], sort=False):
+        studies = rows.drop_duplicates("_study")
+        if len(studies) > 1:
+            tags = dict(zip(studies["_study"], config_differences(list(studies["_study"])), strict=True))
+            scores.loc[rows.index, "variant"] = (rows["variant"] + " [" + rows["_study"].map(tags) + "]").str.strip()
+    keep = pd.Series(True, index=scores.index)
+    for _, rows in scores[own].groupby(["source", "model", "variant", "task"], sort=False):
+        configs = rows.drop_duplicates("_key")
+        if len(configs) < 2:
+            continue
+        choices = lr_choices(frame, list(configs["config"]))
+        if any(choices):
+            chosen = {key for key, choice in zip(configs["_key"], choices, strict=True) if choice.startswith("chosen")}
+            keep[rows.index] = rows["_key"].isin(chosen)
+        else:
+            tags = dict(zip(configs["_key"], config_differences(list(configs["config"])), strict=True))
+            scores.loc[rows.index, "variant"] = (rows["variant"] + " [" + rows["_key"].map(tags) + "]").str.strip()
+    return scores[keep].drop(columns=["_study", "_key"])
+
+
 def glue_cells(frame: pd.DataFrame, rule: str = "as_recorded", predictions: pd.DataFrame | None = None,
                samples: int = 1000, level: float = 0.95, seed: int = 0,
                scores: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -117,6 +151,7 @@ def glue_cells(frame: pd.DataFrame, rule: str = "as_recorded", predictions: pd.D
     scores = (_per_run_scores(frame, rule) if scores is None else scores).copy()
     if not len(scores):
         return pd.DataFrame(columns=columns)
+    scores = _separate_configurations(scores, frame)
     subsets = scores.groupby(["source", "model", "variant", *PROTOCOL, "task"])["train_examples"].transform("nunique")
     tagged = subsets > 1  # one system, one task, several data subsets: never pooled, told apart by the variant
     scores.loc[tagged, "variant"] = (scores.loc[tagged, "variant"] + " [" +

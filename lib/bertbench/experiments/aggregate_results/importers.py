@@ -1,8 +1,10 @@
 """Results from outside the notebooks' own CSVs: the result folder read through the one loader, DitBERT's run
-folders, the published reference table, and notebook 03's per-example predictions."""
+folders, the published reference table, and the per-example predictions of notebooks 03 and 04 (read and checked
+like results: :func:`bertbench.results.load_predictions`)."""
 
 from __future__ import annotations
 
+import csv
 import json
 from importlib import resources
 from pathlib import Path
@@ -13,7 +15,16 @@ import pandas as pd
 from ... import metrics as M
 from ...data.glue import get_task
 from ...paths import portable_path, repo_root
-from ...results import ResultsError, load_results, make_rows
+from ...results import (
+    DOCUMENT_PREDICTIONS,
+    GLUE_PREDICTIONS,
+    ResultsError,
+    load_predictions,
+    load_results,
+    make_rows,
+    prediction_schema,
+    predictions_path,
+)
 from ..glue_finetune import PREDICTION_COLUMNS
 from ..glue_finetune import read_predictions as read_glue_predictions
 from .protocol import GLUE_TASKS, NOTEBOOK
@@ -182,10 +193,24 @@ def reference_cells(references: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(cells)
 
 
+def _header(path: Path) -> list[str]:
+    """The column names of a CSV file (its byte-order mark dropped); [] for an empty file."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+        return next(csv.reader(handle), [])
+
+
 def read_predictions(folder: str | Path) -> pd.DataFrame:
-    """Per-example dev predictions of GLUE runs: every ``<folder>/predictions/*.csv`` in notebook 03's format
-    (:func:`bertbench.experiments.glue_finetune.read_predictions`); other prediction files (notebook 04's) are
-    skipped."""
+    """Per-example dev predictions of GLUE runs: every ``<folder>/predictions/*.csv`` whose header makes it a GLUE
+    predictions file (:func:`bertbench.results.prediction_schema`, which a deleted column does not change), read and
+    checked (:func:`bertbench.experiments.glue_finetune.read_predictions`: a broken file is an error naming
+    file:line, not a silently shorter table); other prediction files (notebook 04's) are skipped."""
     frames = [read_glue_predictions(path) for path in sorted((Path(folder) / "predictions").glob("*.csv"))
-              if set(PREDICTION_COLUMNS) <= set(pd.read_csv(path, nrows=0).columns)]
+              if prediction_schema(_header(path)) is GLUE_PREDICTIONS]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+
+
+def read_document_predictions(results_path: str | Path) -> pd.DataFrame | None:
+    """Notebook 04's per-document test predictions beside ``results_path``, read and checked (``label`` and
+    ``doc_id`` as text, ``p_*`` as floats, NaN for another dataset's labels); None if there are none."""
+    path = predictions_path(results_path)
+    return load_predictions(path, DOCUMENT_PREDICTIONS) if path.is_file() else None

@@ -12,13 +12,14 @@ from pathlib import Path
 import pandas as pd
 
 from ... import metrics as M
-from ...results import load_results, make_rows, predictions_path, replace_results
+from ...results import check_writable, load_results, make_rows, replace_results
 from .cells import _per_run_scores, glue_cells, glue_table, longdoc_table, pretraining_curves, probe_best_layers
 from .importers import (
     DITBERT_CAVEAT,
     _shown,
     import_ditbert,
     load_references,
+    read_document_predictions,
     read_outputs,
     read_predictions,
     reference_cells,
@@ -49,7 +50,15 @@ class Aggregation:
 
 
 def aggregate_outputs(cfg: AggregateConfig, figures_dir: str | Path | None = None) -> Aggregation:
-    """Read every source ``cfg`` names, pool within protocols, and draw the figures (``figures_dir``, if given)."""
+    """Read every source ``cfg`` names, pool within protocols, and draw the figures (``figures_dir``, if given).
+
+    With ``figures_dir`` (notebook 06, which then writes its rows, summary and figures) the results folder and the
+    figures folder are checked first: a read-only or full outputs folder fails now, not after all the work.
+    """
+    if figures_dir is not None:
+        variable = "BB_RESULTS_DIR" if cfg.results_dir else "BB_OUTPUT_DIR"
+        check_writable(cfg.results_folder() / f"{NOTEBOOK}.csv", variable=variable, read=False)  # replaced whole
+        check_writable(Path(figures_dir) / f"{NOTEBOOK[:2]}_glue.png", variable=variable)
     rows, files, messages = read_outputs(cfg.results_folder())
     imported = load_results([])
     ditbert = cfg.ditbert_folder()
@@ -74,9 +83,8 @@ def aggregate_outputs(cfg: AggregateConfig, figures_dir: str | Path | None = Non
     refs = reference_cells(references) if len(references) else pd.DataFrame()
     means = references[references["task"] == "glue"] if len(references) else pd.DataFrame()
     figures: dict[str, Path] = {}
-    longdoc_predictions = predictions_path(cfg.results_folder() / "04_long_documents.csv")
-    longdoc = longdoc_table(rows, pd.read_csv(longdoc_predictions, dtype={"doc_id": str, "run_id": str, "label": str})
-                            if longdoc_predictions.is_file() else None, cfg.bootstrap_samples)
+    longdoc = longdoc_table(rows, read_document_predictions(cfg.results_folder() / "04_long_documents.csv"),
+                            cfg.bootstrap_samples)
     probes, curves = probe_best_layers(rows), pretraining_curves(rows)
     if figures_dir is not None:
         folder = Path(figures_dir)

@@ -23,18 +23,17 @@ from .runs import (
     config_hash,
     encode_task,
     fit_and_evaluate,
-    glue_summary,
     init_label,
     load_eval_splits,
     load_task_data,
     model_label,
-    plot_dev_scores,
     run_glue,
     run_id_for,
     run_rows,
     run_task_seed,
     write_submission,
 )
+from .summary import glue_summary, lr_choices, plot_dev_scores, selection_score
 
 __all__ = [
     "NOTEBOOK",
@@ -49,6 +48,8 @@ __all__ = [
     "encode_task",
     "fit_and_evaluate",
     "glue_summary",
+    "lr_choices",
+    "selection_score",
     "init_label",
     "load_eval_splits",
     "load_task_data",

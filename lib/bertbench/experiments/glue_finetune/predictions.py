@@ -1,4 +1,9 @@
-"""Per-example predictions of GLUE runs: their file format and the task metrics recomputed from them."""
+"""Per-example predictions of GLUE runs: their file format and the task metrics recomputed from them.
+
+The file is read and checked like a results file (:func:`bertbench.results.load_predictions` against
+:data:`bertbench.results.GLUE_PREDICTIONS`): a row cut short or a column deleted is an error naming file:line, never
+a row padded with NaN that fails later as "Integer column has NA values" or is rewritten as a normal-looking one.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ import pandas as pd
 from ... import metrics as M
 from ...data.examples import Examples
 from ...data.glue import GlueTask, get_task
+from ...results import GLUE_PREDICTIONS, load_predictions
 
-PREDICTION_COLUMNS = ("run_id", "task", "split", "example", "label", "prediction")
+PREDICTION_COLUMNS = tuple(GLUE_PREDICTIONS.columns)  # run_id, task, split, example, label, prediction
 # Written in full (the shortest exact text; float32 outputs need <= 9 digits) so that the metrics recomputed from the
 # file equal the reported ones: at 6 digits, the committed STS-B Pearson moved by 5e-6 (a tiny model's by 7e-4), and
 # one STS-B dev label is 2.33333333333333.
@@ -43,11 +49,17 @@ def prediction_frame(run_id: str, task: GlueTask, evals: dict[str, Examples],
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
-    """A GLUE predictions file (empty frame with the columns if there is none yet)."""
+    """A GLUE predictions file, read and checked (empty frame with the columns if there is none yet): ``example`` as
+    int64, ``label`` and ``prediction`` as float64 (class ids or STS-B values).
+
+    Raises:
+        ResultsError: a broken file (a row cut short, a missing column, a value that is not a number), naming
+            file:line:field.
+    """
     path = Path(path)
     if not path.exists():
         return pd.DataFrame({column: [] for column in PREDICTION_COLUMNS})
-    return pd.read_csv(path, dtype={"run_id": str, "task": str, "split": str, "example": np.int64})
+    return load_predictions(path, GLUE_PREDICTIONS)
 
 
 def prediction_metrics(predictions: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import json
 import shutil
-import statistics
 import time
 from pathlib import Path
 
@@ -21,16 +20,16 @@ from ...config import (
     TRAINING_RUNTIME,
     BaseConfig,
     check_choice,
+    check_overrides,
     check_range,
     check_training_fields,
-    config_differences,
     parse_overrides,
-    pooling_key,
 )
 from ...data.examples import DataError, Examples
-from ...data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue
+from ...data.glue import TASKS, TRAINABLE_TASKS, GlueTask, get_task, load_glue, missing_local_splits
 from ...dist import is_main_process
 from ...encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, encode
+from ...heads import POOLINGS, SequenceClassifier, load_encoder
 from ...memory import PeakMemory
 from ...models import (
     build_classifier,
@@ -42,10 +41,11 @@ from ...models import (
     resolve_model,
     self_check,
 )
-from ...paths import runs_dir
-from ...results import check_writable, make_rows, predictions_path, write_predictions, write_results
-from ...train import TrainSettings, device_description, fit, make_accelerator, predict
+from ...paths import data_dir, portable_path, runs_dir
+from ...results import GLUE_PREDICTIONS, check_writable, make_rows, write_results
+from ...train import TrainSettings, device_description, fit, make_accelerator, predict, run_seconds
 from .predictions import PREDICTION_EXACT, prediction_frame
+from .summary import selection_score
 
 NOTEBOOK = "03_glue_finetune"
 SELECTION_LABELS = {
@@ -53,6 +53,11 @@ SELECTION_LABELS = {
     "dev": "best_epoch_on_dev_optimistic",
     "last": "last_epoch",
 }
+
+
+def _task_name(name: str) -> str:
+    """A task name of ``task_overrides`` in its canonical form (``SST-2`` -> ``sst2``, ``tsv:<folder>`` -> its name)."""
+    return get_task(name).name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +82,10 @@ class GlueConfig(BaseConfig):
     grad_accum: int = 1
     lr: float = 1e-4
     lr_grid: tuple[float, ...] = ()  # per task: lr chosen from these on the selection split with the first seed
+    head: str = "auto"  # "auto": the model's own classification head; or a pooling (cls, pooler, mean, max, sum)
+    head_dropout: float = 0.1  # dropout before the linear layer of a pooling head
+    select_metric: str = "score"  # what picks the best epoch and stops early: the task "score" or the "loss"
+    min_delta: float = 0.0  # early stopping: an improvement must be larger than this to reset patience
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     epochs: int = 3
@@ -95,6 +104,7 @@ class GlueConfig(BaseConfig):
     checkpoint_minutes: float = 10.0  # resume checkpoint every N minutes of training (0: not by time)
 
     RUNTIME = TRAINING_RUNTIME
+    ADDED_FIELDS = ("lr_grid", "head", "head_dropout", "select_metric", "min_delta")
     PRESETS = {
         "tiny": dict(model="random-bert-2x64", seeds=(0, 1), task_overrides="",
                      max_train_examples=64, max_eval_examples=32, max_len=64, batch_size=16, eval_batch_size=32,
@@ -109,7 +119,7 @@ class GlueConfig(BaseConfig):
     def validate(self) -> None:
         super().validate()
         for task in self.tasks:
-            if get_task(task).name not in TRAINABLE_TASKS:
+            if "train" not in get_task(task).files:
                 raise ValueError(f"tasks: {task!r} has no training split (AX is predicted with the MNLI model)")
         if not self.tasks:
             raise ValueError("tasks: at least one task")
@@ -127,30 +137,35 @@ class GlueConfig(BaseConfig):
         check_range("epochs", self.epochs, 1)
         check_range("patience", self.patience, 0)
         check_range("dropout", self.dropout, None, 1)
+        check_choice("head", self.head, ("auto", *POOLINGS))
+        check_choice("select_metric", self.select_metric, ("score", "loss"))
+        check_range("head_dropout", self.head_dropout, 0, 1)
+        check_range("min_delta", self.min_delta, 0)
+        if self.head != "auto" and self.warm_start:
+            raise ValueError("head: a pooling head starts new; warm starts reuse the checkpoint's own head (head auto)")
         for value in self.lr_grid:
             check_range("lr_grid", value, 0, 1, low_open=True)
         if self.lr_grid and self.selection == "last":
             raise ValueError("lr_grid: choosing a learning rate needs a selection split (selection holdout or dev)")
+        if self.selection == "holdout" and self.max_train_examples == 1:
+            raise ValueError("max_train_examples: 1 example cannot be split into a holdout and a training part; use "
+                             "at least 2 (BB_MAX_TRAIN_EXAMPLES), 0 for all, or BB_SELECTION=dev")
         for task in self.tasks:  # parse errors surface now, and a per-task lr would silently beat the grid
             if self.lr_grid and "lr" in self.overrides_for(get_task(task).name):
                 raise ValueError(f"lr_grid and task_overrides {task}.lr both set the learning rate; keep one")
-        self.overrides_for("")
+        self.overrides_for("")  # parsed, then each overridden task's config validated now, not after others trained
+        check_overrides(self.task_overrides, _task_name, self.for_task, "task_overrides")
 
     def overrides_for(self, task: str) -> dict:
         """Parse ``task_overrides`` ("sst2.seeds=0;rte.epochs=5") and return the changes for ``task``."""
-
-        def normalise(name: str) -> str:
-            canonical = get_task(name).name
-            if canonical not in TASKS:
-                raise ValueError("not a GLUE task")
-            return canonical
-
-        return parse_overrides(self.task_overrides, self.field_types(), normalise,
+        return parse_overrides(self.task_overrides, self.field_types(), _task_name,
                                ("tasks", "task_overrides", "preset"), "task_overrides").get(task, {})
 
     def for_task(self, task: str) -> GlueConfig:
         """This config with ``task``'s overrides applied and ``tasks`` narrowed to it."""
-        return self.replace(tasks=(task,), task_overrides="", **self.overrides_for(task))
+        found = get_task(task)  # a task of your own is recorded by its portable tsv: spec, its overrides by its name
+        name, key = (found.name, found.spec) if found.source else (task, task)
+        return self.replace(tasks=(key,), task_overrides="", **self.overrides_for(name))
 
     def train_settings(self, tensorboard_dir: str | None = None, regression: bool = False) -> TrainSettings:
         """The loop's settings. ``regression``: "auto" precision stays fp32 (STS-B): bf16 outputs sit on a grid of
@@ -160,7 +175,7 @@ class GlueConfig(BaseConfig):
         return TrainSettings(
             epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, warmup_ratio=self.warmup_ratio,
             max_grad_norm=self.max_grad_norm, grad_accum=self.grad_accum, patience=self.patience,
-            select="last" if self.selection == "last" else "best", mixed_precision=precision,
+            select="last" if self.selection == "last" else "best", mixed_precision=precision, min_delta=self.min_delta,
             tensorboard_dir=tensorboard_dir, checkpoint_every=self.checkpoint_every,
             checkpoint_minutes=self.checkpoint_minutes,
             memory_hint=f"batch_size ({self.batch_size}; BB_BATCH_SIZE, with BB_GRAD_ACCUM to keep the effective "
@@ -238,10 +253,16 @@ def encode_task(cfg: GlueConfig, data: TaskData) -> EncodedTask:
 
 def _labels_to_text(task: GlueTask, logits: np.ndarray) -> list[str]:
     if task.is_regression:
-        return [f"{value:.3f}" for value in np.clip(logits.reshape(-1), 0.0, 5.0)]
+        # GLUE takes STS-B scores in 0..5 only: clip, saying how many (an overshooting model is news); yours: as is
+        low, high = task.label_range or (-np.inf, np.inf)
+        values = logits.reshape(-1)
+        if outside := int(((values < low) | (values > high)).sum()):
+            print(f"[{task.name}] {outside} of {len(values)} predictions outside {low:g}..{high:g} clipped into "
+                  f"the range GLUE accepts")
+        return [f"{value:.3f}" for value in np.clip(values, low, high)]
     predictions = logits.argmax(axis=-1)
-    # GLUE's submission format uses label names for the NLI tasks and 0/1 for the others
-    as_names = task.name in ("mnli", "qnli", "rte", "ax")
+    # GLUE's submission format uses label names for the NLI tasks and 0/1 for the others; a task of your own: names
+    as_names = bool(task.source) or task.name in ("mnli", "qnli", "rte", "ax")
     return [task.label_names[p] if as_names else str(int(p)) for p in predictions]
 
 
@@ -305,10 +326,18 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
     tokenizer = encoded.tokenizer
     # this run's own peak memory, from before its model exists to its last evaluation (memory.py)
     peak = PeakMemory().start()
-    model, head_init = build_classifier(
-        cfg.warm_start or cfg.model, tokenizer, task.label_names, regression=task.is_regression,
-        max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
-        dropout=cfg.dropout if cfg.dropout >= 0 else None)
+    if cfg.head == "auto":
+        model, head_init = build_classifier(
+            cfg.warm_start or cfg.model, tokenizer, task.label_names, regression=task.is_regression,
+            max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
+            dropout=cfg.dropout if cfg.dropout >= 0 else None)
+    else:  # the encoder under an own pooling head: pooling -> dropout -> linear (bertbench.heads)
+        encoder = load_encoder(cfg.model, tokenizer, cfg.max_len, dropout=cfg.dropout if cfg.dropout >= 0 else None,
+                               trust_remote_code=cfg.trust_remote_code)
+        model = SequenceClassifier(encoder, task.num_labels,
+                                   "regression" if task.is_regression else "single_label_classification",
+                                   pooling=cfg.head, dropout=cfg.head_dropout)
+        head_init = f"new:{cfg.head}"
     model.config.bertbench_task = task.name  # saved with the checkpoint: its provenance for warm starts and probes
     collate = PadCollator(tokenizer, regression=task.is_regression)
 
@@ -319,7 +348,8 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
         print(f"[{task.name} seed {seed}] {len(data.train)} train examples, head {head_init}; first input: {decoded}")
 
     model, outcome = fit_and_evaluate(cfg, task, model, encoded.train, encoded.selection, encoded.evals, collate,
-                                      data, seed, run_dir, tokenizer, desc=f"{task.name} s{seed}", run_id=run_id)
+                                      data, seed, run_dir, tokenizer, desc=f"{task.name} s{seed}", run_id=run_id,
+                                      started=started)
     for split, examples in data.tests.items():
         logits = predict(model, encoded.tests[split], collate, cfg.eval_batch_size, outcome.accelerator, desc=split)
         write_submission(task, split, examples, logits, run_dir / "submission")
@@ -334,10 +364,10 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
     peak.stop()
     outcome.entries += [("run", outcome.result.best_epoch, name, value) for name, value in peak.metrics().items()]
     rows = run_rows(cfg, task, seed, run_id, notebook, variant, head_init, outcome, len(data.train), started)
-    # predictions first: a run in the results file then always has its per-example predictions
-    write_predictions(prediction_frame(run_id, task, data.evals, outcome.eval_logits), predictions_path(results_path),
-                      exact=PREDICTION_EXACT)
-    write_results(rows, results_path)
+    # rows and predictions in one write: a run in the results file always has its per-example predictions, and a
+    # failed write (a broken file, a full disk) leaves neither file changed
+    write_results(rows, results_path, predictions=prediction_frame(run_id, task, data.evals, outcome.eval_logits),
+                  schema=GLUE_PREDICTIONS, exact=PREDICTION_EXACT)
     # only now: a run killed before its rows were written resumes from these
     remove_training_state(run_dir / "resume")
     if not cfg.keep_checkpoints and is_main_process():
@@ -362,11 +392,11 @@ class Outcome:
 
 def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selection_set, eval_sets: dict, collate,
                      data: TaskData, seed: int, run_dir: Path, tokenizer, desc: str,
-                     run_id: str = "") -> tuple[object, Outcome]:
+                     run_id: str = "", started: float | None = None) -> tuple[object, Outcome]:
     """Train ``model`` under ``cfg``'s selection protocol (length-grouped shuffled batches, best epoch reloaded),
     then score it on every labelled evaluation split. Shared by the cross-encoder and the heads of notebook 05.
 
-    ``run_id``: keep a resume checkpoint under ``run_dir/resume`` for this run (continued if one is there)."""
+    ``run_id``: keep a resume checkpoint under ``run_dir/resume`` (continued if there); ``started``: as for fit."""
     sampler = LengthGroupedBatchSampler(train_set.lengths, cfg.batch_size, seed=seed,
                                         group_factor=50 if cfg.group_by_length else 0)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
@@ -376,14 +406,17 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
         logits = predict(current_model, selection_set, collate, cfg.eval_batch_size, accelerator, desc="select")
         values = M.task_metrics(task, logits, data.selection.labels)
         values["score"] = M.task_score(task, values)
+        if cfg.select_metric == "loss":  # the selection split's loss, as the model's own loss would compute it
+            values["loss"] = M.task_loss(task, logits, data.selection.labels)
         return values
 
     tensorboard_dir = str(run_dir / "tensorboard") if cfg.tensorboard else None
     model, result = fit(
-        model, loader, evaluate if selection_set is not None else None, "score",
+        model, loader, evaluate if selection_set is not None else None, cfg.select_metric,
         cfg.train_settings(tensorboard_dir, regression=task.is_regression),
-        run_dir / "best", accelerator, save_extra=tokenizer.save_pretrained, desc=desc,
-        resume_dir=run_dir / "resume" if run_id else None, fingerprint=run_id)
+        run_dir / "best", accelerator, higher_is_better=cfg.select_metric != "loss",
+        save_extra=tokenizer.save_pretrained, desc=desc, resume_dir=run_dir / "resume" if run_id else None,
+        fingerprint=run_id, started=started)
 
     # Report on the labelled evaluation splits with the reloaded best (or last) weights.
     entries: list[tuple[str, int, str, float]] = []
@@ -421,9 +454,32 @@ def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: 
         "task": task.name, "variant": variant, "seed": seed, "init": init_label(cfg), "head_init": head_init,
         "selection": SELECTION_LABELS[cfg.selection], "max_len": cfg.max_len, "train_examples": train_examples,
         "device": device_description(outcome.accelerator.device, outcome.accelerator.mixed_precision),
-        "wall_s": round(time.perf_counter() - started, 2), "config": cfg.to_json(),
+        "wall_s": run_seconds(started, outcome.result), "config": cfg.to_json(),
     }
     return make_rows(common, outcome.entries)
+
+
+def available_tasks(cfg: GlueConfig) -> tuple[str, ...]:
+    """``cfg.tasks`` less those whose local files are missing (named in one message with the folder looked in, so
+    ``BB_PRESET=full`` on a partial GLUE download runs what it has); every task with ``data_source='hub'``.
+
+    Raises:
+        DataError: none of the tasks has its files.
+    """
+    if cfg.data_source != "local":
+        return cfg.tasks
+    missing = {name: splits for name in cfg.tasks if (splits := missing_local_splits(name))}
+    if not missing:
+        return cfg.tasks
+    where = f"{portable_path(data_dir() / 'glue')}/<Task>/"
+    listed = "; ".join(f"{name} (no {', '.join(splits)})" for name, splits in missing.items())
+    kept = tuple(name for name in cfg.tasks if name not in missing)
+    if not kept:
+        raise DataError(f"no local data for any of the tasks {list(cfg.tasks)}: {listed}. Put the official GLUE "
+                        f"TSVs under {where}, or set data_source='hub' (BB_DATA_SOURCE=hub) when online.")
+    print(f"skipped for lack of local data: {listed} (looked under {where}; BB_DATA_SOURCE=hub reads them from "
+          f"the hub when online); running {', '.join(kept)}")
+    return kept
 
 
 def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:
@@ -431,7 +487,7 @@ def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) ->
     check_writable(results_path)
     check_writable(runs_dir() / "glue" / "checkpoints", variable="BB_RUNS_DIR")
     frames = []
-    for task_name in cfg.tasks:
+    for task_name in available_tasks(cfg):
         task = get_task(task_name)
         task_cfg = cfg.for_task(task.name)
         run_ids = {seed: run_id_for(task_cfg, task.name, seed) for seed in task_cfg.seeds}
@@ -462,102 +518,3 @@ def run_glue(cfg: GlueConfig, results_path: str | Path, verbose: bool = True) ->
                           run_task_seed(run_cfg, task.name, seed, data, Path(results_path), verbose=verbose,
                                         encoded=encoded))
     return pd.concat(frames, ignore_index=True)
-
-
-def selection_score(rows: pd.DataFrame) -> float:
-    """A run's score on its selection split at its best epoch (what chose the epoch; chooses the learning rate)."""
-    picked = rows[rows["split"].isin(["train_holdout", "dev"]) & (rows["metric"] == "score")
-                  & (rows["split"] == ("train_holdout" if (rows["split"] == "train_holdout").any() else "dev"))]
-    if not len(picked):
-        raise ValueError(f"run {rows['run_id'].iloc[0]} has no selection-split score to choose a learning rate by")
-    return float(picked["value"].max())
-
-
-def glue_summary(frame: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION) -> tuple[pd.DataFrame, dict]:
-    """Per task and configuration: median dev score over seeds with min and max, plus the GLUE arithmetic/harmonic
-    means under ``convention`` (:data:`bertbench.metrics.GLUE_CONVENTIONS`: by default WNLI left out, MNLI once).
-
-    Only runs whose recorded configs differ by seed alone are pooled (:func:`bertbench.config.pooling_key`): a task
-    run under two settings gets two rows, ``differs`` says what differs, and the means leave that task out and name
-    it (which of its rows would count is not for a mean to choose).
-
-    Returns:
-        (table, means): the table has one row per task and configuration; means as
-        :func:`bertbench.metrics.glue_means`.
-    """
-    final = frame[frame["split"].isin(["dev", "dev_matched", "dev_mismatched"])]
-    final = final.assign(config_key=final["config"].map(pooling_key))
-    rows, configs = [], []
-    for (task_name, _key), group in final.groupby(["task", "config_key"], sort=False):
-        task = get_task(task_name)
-        scores = group[group["metric"] == "score"]["value"].astype(float).tolist()
-        row = {"task": task_name, "seeds": len(scores), "score_median": statistics.median(scores),
-               "score_min": min(scores), "score_max": max(scores)}
-        for split in task.eval_splits:  # MNLI keeps matched and mismatched apart
-            suffix = "" if split == "dev" else "_" + split.removeprefix("dev_")
-            for metric in task.metrics:
-                values = group[(group["metric"] == metric) & (group["split"] == split)]["value"].astype(float)
-                if len(values):
-                    row[f"{metric}{suffix}_median"] = statistics.median(values)
-        row["train_examples"] = int(group["train_examples"].iloc[0])
-        row["wall_s_median"] = statistics.median(frame[frame["run_id"].isin(set(group["run_id"]))]
-                                                 .drop_duplicates("run_id")["wall_s"].astype(float))
-        rows.append(row)
-        configs.append(group["config"].iloc[0])
-    table = pd.DataFrame(rows)
-    if not len(table):
-        return table, M.glue_means({}, convention)
-    table["differs"], table["lr_choice"] = "", ""
-    for _, alike in table.groupby("task", sort=False):
-        if len(alike) > 1:
-            table.loc[alike.index, "differs"] = config_differences([configs[i] for i in alike.index])
-        table.loc[alike.index, "lr_choice"] = _lr_choice(frame, [configs[i] for i in alike.index])
-    # the means take each task's one configuration, or the one its learning-rate sweep chose
-    single = table[~table["task"].duplicated(keep=False) | table["lr_choice"].str.startswith("chosen")]
-    single = single[~single["task"].duplicated(keep=False)]
-    means = M.glue_means(dict(zip(single["task"], single["score_median"], strict=True)), convention)
-    several = {task: count for task, count in table["task"].value_counts(sort=False).items() if count > 1}
-    means["missing"] = [f"{task} ({several[task]} configurations)" if task in several else task
-                        for task in means["missing"]]
-    return table, means
-
-
-def _lr_choice(frame: pd.DataFrame, configs: list[str]) -> list[str]:
-    """For the configurations of one task: which learning rate its sweep (``lr_grid``) chose — the configuration
-    whose first-seed run scored best on the selection split, as :func:`run_glue` chose — and which were the sweep's
-    other points; "" where no sweep ran."""
-    grids = [json.loads(config).get("lr_grid") or [] for config in configs]
-    if not any(grids):
-        return [""] * len(configs)
-    scores = []
-    keys = frame["config"].map(pooling_key)
-    for config in configs:
-        runs = frame[keys == pooling_key(config)]
-        first = runs[runs["seed"] == runs["seed"].min()]
-        scores.append(selection_score(first) if len(first) else float("-inf"))
-    best = int(np.argmax(scores))
-    return [(f"chosen ({scores[i]:.4f} on the selection split)" if i == best else f"sweep ({scores[i]:.4f})")
-            if grids[i] else "" for i in range(len(configs))]
-
-
-def plot_dev_scores(frame: pd.DataFrame, path: str | Path):
-    """Dev score per task: one dot per seed, the median as a bar; saved to ``path`` and returned (shown inline by
-    :func:`bertbench.display.show`)."""
-    import matplotlib.pyplot as plt
-
-    scores = frame[(frame["split"] == "dev") & (frame["metric"] == "score")]
-    tasks = list(dict.fromkeys(scores["task"]))
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(tasks) + 1.5), 3.6))
-    for position, task in enumerate(tasks):
-        values = scores[scores["task"] == task]["value"].astype(float)
-        ax.bar(position, values.median(), color="tab:blue", alpha=0.35, width=0.6)
-        ax.scatter([position] * len(values), values, color="tab:blue", zorder=3, s=22)
-    ax.set_xticks(range(len(tasks)), tasks)
-    ax.set_ylabel("dev score (GLUE's task score)")
-    ax.set_title(f"{', '.join(sorted(set(scores['model'])))}: median over seeds (bar), each seed (dot)", fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return fig

@@ -14,7 +14,13 @@ linear) is trained on each layer independently.
 - Control task (Hewitt & Liang 2019, adapted to sentences): ``word_type`` gives every word type a random label and an
   example the label of its first word — a function of the words that carries no task meaning;
   ``example`` gives every example a random label. Selectivity = task accuracy - control accuracy.
-- Probe weights are saved (safetensors) next to the cached states, one file per (model, task, pooling, layer).
+- QA fine-tuning (``squad_finetune_epochs``): the encoder + a start/end head trained on the SQuAD windows with
+  bertbench's loop, saved after every epoch; span probes on each epoch's checkpoint (``init`` =
+  ``fine-tuned:squad2@epoch<k>``) beside the pretrained ones, and each checkpoint's own QA head as the ceiling.
+- Token states are streamed to disk, one memory-mapped float16 file per layer, and the span probes read them in
+  chunks (``probe_memory_mb``): memory does not grow with the number of windows.
+- Every probe is saved in its own folder (safetensors weights + ``config.json`` saying what it reads);
+  :func:`load_probe` loads it back, :func:`evaluate_probe` scores it on another split without training.
 
 The probe objective is mean cross-entropy + ``weight_decay``/2 ||W||^2 (bias not penalised), features standardised
 with the training set's mean and standard deviation (stored in the probe), i.e. L2-regularised multinomial logistic
@@ -32,7 +38,10 @@ from .probes import (
     probe_logits,
     span_logits,
 )
-from .states import SENTENCE_POOLINGS, load_frozen, model_fingerprint, sentence_states, token_states
+from .saved import evaluate_probe, load_probe, predict_probe, save_probe
+from .span_study import probe_squad, probe_squad_models
+from .squad_finetune import finetune_squad
+from .states import SENTENCE_POOLINGS, load_frozen, model_fingerprint, sentence_states
 from .study import (
     CONTROLS,
     NOTEBOOK,
@@ -41,17 +50,18 @@ from .study import (
     finetuned_checkpoint,
     is_fine_tuned,
     plot_layer_curves,
-    probe_squad,
     probe_summary,
     probe_task,
     run_probes,
     selectivity,
 )
+from .token_store import TokenStates, token_states
 
 __all__ = [
-    "CONTROLS", "NOTEBOOK", "SENTENCE_POOLINGS", "LinearProbe", "ProbeConfig", "SpanProbe", "context_mask",
-    "control_labels", "finetune_config", "finetuned_checkpoint", "fit_probe", "fit_span_probe", "is_fine_tuned",
-    "load_frozen", "majority_label",
-    "model_fingerprint", "plot_layer_curves", "probe_logits", "probe_squad", "probe_summary", "probe_task",
-    "run_probes", "selectivity", "sentence_states", "span_logits", "token_states",
+    "CONTROLS", "NOTEBOOK", "SENTENCE_POOLINGS", "LinearProbe", "ProbeConfig", "SpanProbe", "TokenStates",
+    "context_mask", "control_labels", "evaluate_probe", "finetune_config", "finetune_squad", "finetuned_checkpoint",
+    "fit_probe", "fit_span_probe", "is_fine_tuned", "load_frozen", "load_probe", "majority_label",
+    "model_fingerprint", "plot_layer_curves", "predict_probe", "probe_logits", "probe_squad", "probe_squad_models",
+    "probe_summary", "probe_task", "run_probes", "save_probe", "selectivity", "sentence_states", "span_logits",
+    "token_states",
 ]

@@ -1,11 +1,11 @@
-"""Frozen hidden states of every layer, computed once per (model weights, texts, settings) and cached on disk."""
+"""Frozen encoders and the pooled sentence states of every layer, computed once per (model weights, texts, settings)
+and cached on disk (token states for QA windows: :mod:`.token_store`)."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import torch
@@ -48,15 +48,19 @@ def _files_sha1(files: tuple[tuple[str, int, int], ...]) -> str:
 
 def load_frozen(name: str, trust_remote_code: bool = False, device: torch.device | str | None = None):
     """The encoder for probing, in eval mode with gradients off, on ``device`` (default: the GPU when there is one):
-    a ``*ForSequenceClassification`` checkpoint keeps its head (its own predictions are reported next to the
-    probes), anything else loads as ``AutoModel``."""
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+    a ``*ForSequenceClassification`` or ``*ForQuestionAnswering`` checkpoint keeps its head (its own predictions are
+    reported next to the probes), anything else loads as ``AutoModel``."""
+    from transformers import AutoConfig, AutoModel, AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
     path = resolve_model(name)
     check_safe_weights(path)
     config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    has_head = any(arch.endswith("ForSequenceClassification") for arch in (config.architectures or []))
-    auto = AutoModelForSequenceClassification if has_head else AutoModel
+    architectures = config.architectures or []
+    auto = AutoModel
+    if any(arch.endswith("ForSequenceClassification") for arch in architectures):
+        auto = AutoModelForSequenceClassification
+    elif any(arch.endswith("ForQuestionAnswering") for arch in architectures):
+        auto = AutoModelForQuestionAnswering
     model = auto.from_pretrained(path, trust_remote_code=trust_remote_code, use_safetensors=True)
     model.eval().requires_grad_(False)
     return model.to(device if device is not None else default_device())
@@ -116,43 +120,3 @@ def sentence_states(name: str, tokenizer, examples: Examples, *, max_len: int, p
         states["logits"] = torch.cat(logits)[inverse].contiguous()
     save_file(states, str(path), metadata={"key": json.dumps(key, sort_keys=True)})
     return states
-
-
-@torch.no_grad()
-def token_states(name: str, tokenizer, features, *, batch_size: int = 32, trust_remote_code: bool = False,
-                 desc: str = "token states", model=None) -> list[Path]:
-    """Token states of every layer for QA windows, cached as one float16 file per layer (a probe of layer k reads
-    one file): returns the L+1 paths. Each file holds ``states`` (F, T, H) with T = the longest window."""
-    from safetensors.torch import save_file
-
-    ids_hash = hashlib.sha1(json.dumps(features.input_ids).encode()).hexdigest()
-    key = {"model": model_fingerprint(name), "windows": ids_hash, "tokenizer": tokenizer.name_or_path}
-    first = _cache_file("tokens-layer0", key)
-    if first.is_file():
-        paths = sorted(first.parent.glob(first.name.replace("layer0", "layer*")),
-                       key=lambda p: int(re.search(r"layer(\d+)", p.name).group(1)))
-        if paths:
-            return paths
-    model = model if model is not None else load_frozen(name, trust_remote_code)
-    collate = PadCollator(tokenizer)
-    width = max(len(ids) for ids in features.input_ids)
-    per_layer: list[torch.Tensor] | None = None
-    for start in tqdm(range(0, len(features), batch_size), desc=desc, leave=False, mininterval=2.0):
-        items = []
-        for i in range(start, min(start + batch_size, len(features))):
-            item = {"input_ids": features.input_ids[i]}
-            if features.token_type_ids is not None:
-                item["token_type_ids"] = features.token_type_ids[i]
-            items.append(item)
-        batch = collate(items)
-        hidden = model(**_on(model, batch), output_hidden_states=True).hidden_states  # L+1 x (B, T_b, H)
-        if per_layer is None:
-            per_layer = [torch.zeros(len(features), width, layer.shape[-1], dtype=torch.float16) for layer in hidden]
-        for store, layer in zip(per_layer, hidden, strict=True):
-            store[start:start + layer.shape[0], :layer.shape[1]] = layer.to(torch.float16).cpu()
-    paths = []
-    for index, store in enumerate(per_layer or []):
-        path = _cache_file(f"tokens-layer{index}", key)
-        save_file({"states": store}, str(path))
-        paths.append(path)
-    return paths

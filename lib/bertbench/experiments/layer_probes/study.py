@@ -1,5 +1,5 @@
 """The study of notebook 05: its config, the fine-tuned checkpoints it probes, per-probe progress, the result rows,
-and the summary, selectivity and figure."""
+and the summary, selectivity and figure (the SQuAD span probes and their QA fine-tuning: :mod:`.span_study`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from ... import metrics as M
@@ -25,17 +24,9 @@ from ...models import configure_threads, is_random, load_tokenizer, model_proven
 from ...paths import portable_path, runs_dir
 from ...results import check_writable, make_rows, write_results
 from ...train import device_description
-from .probes import (
-    CONTROLS,
-    context_mask,
-    control_labels,
-    fit_probe,
-    fit_span_probe,
-    majority_label,
-    probe_logits,
-    span_logits,
-)
-from .states import SENTENCE_POOLINGS, default_device, sentence_states, token_states
+from .probes import CONTROLS, control_labels, fit_probe, majority_label, probe_logits
+from .saved import save_probe
+from .states import SENTENCE_POOLINGS, default_device, sentence_states
 
 NOTEBOOK = "05_layer_probes"
 
@@ -70,10 +61,25 @@ class ProbeConfig(BaseConfig):
     doc_stride: int = 128
     max_answer_len: int = 30
     max_squad_examples: int = 0  # cap on questions per file; 0 = all
+    # QA fine-tuning of `model` on squad_train (AutoModelForQuestionAnswering, bertbench's loop), span probes on the
+    # checkpoint after each epoch beside the pretrained ones; 0 = pretrained span probes only
+    squad_finetune_epochs: int = 0
+    squad_finetune_lr: float = 5e-5  # BERT's SQuAD 2.0 setting (Devlin et al. 2019: 2 epochs, 5e-5)
+    squad_finetune_batch_size: int = 32
+    max_squad_finetune_examples: int = 0  # cap on the questions QA fine-tuning trains on; 0 = all of squad_train
+    probe_memory_mb: int = 1024  # span probes: float16 token states read at once (a layer that fits: read once)
+    # False: a model's token states are deleted from the cache once its span probes are done (the disk then holds
+    # one model's at a time: float16, layers x windows x squad_max_len x hidden)
+    keep_token_states: bool = True
     num_threads: int = 0
     trust_remote_code: bool = False
     resume: bool = True  # skip runs already in the results file, keep the probes an interrupted run finished
 
+    # where the span probes' states are held (memory, disk) changes nothing a probe computes
+    RUNTIME = ("num_threads", "resume", "probe_memory_mb", "keep_token_states")
+    # the QA fine-tuning came after committed runs; at these defaults a run is what it was before them
+    ADDED_FIELDS = ("squad_finetune_epochs", "squad_finetune_lr", "squad_finetune_batch_size",
+                    "max_squad_finetune_examples", "probe_memory_mb", "keep_token_states")
     PRESETS = {
         "tiny": dict(model="random-bert-2x64", finetune_overrides="", max_probe_train_examples=64,
                      max_eval_examples=32, max_len=64, batch_size=32, probe_epochs=5, probe_lr=1e-2,
@@ -93,8 +99,12 @@ class ProbeConfig(BaseConfig):
             check_choice("poolings", pooling, SENTENCE_POOLINGS)
         check_choice("control", self.control, CONTROLS)
         check_training_fields(self)
-        for name in ("max_probe_train_examples", "max_eval_examples", "max_squad_examples"):
+        for name in ("max_probe_train_examples", "max_eval_examples", "max_squad_examples", "squad_finetune_epochs",
+                     "max_squad_finetune_examples"):
             check_range(name, getattr(self, name), 0)
+        check_range("squad_finetune_lr", self.squad_finetune_lr, 0, 1, low_open=True)
+        check_range("squad_finetune_batch_size", self.squad_finetune_batch_size, 1)
+        check_range("probe_memory_mb", self.probe_memory_mb, 1)
         check_range("probe_epochs", self.probe_epochs, 1)
         check_range("probe_lr", self.probe_lr, 0, 1, low_open=True)
         check_range("probe_batch_size", self.probe_batch_size, 1)
@@ -105,6 +115,9 @@ class ProbeConfig(BaseConfig):
         check_range("max_answer_len", self.max_answer_len, 1)
         if bool(self.squad_train) != bool(self.squad_dev):
             raise ValueError("squad_train and squad_dev: set both (span probes train on one and score on the other)")
+        if self.squad_finetune_epochs and not self.squad_train:
+            raise ValueError("squad_finetune_epochs: QA fine-tuning needs SQuAD 2.0 files; set squad_train and "
+                             "squad_dev (BB_SQUAD_TRAIN, BB_SQUAD_DEV), or 0")
         if self.finetuned not in ("", "auto") and len(self.tasks) != 1:
             raise ValueError(f"finetuned: a folder belongs to one task; tasks are {self.tasks} (use 'auto')")
 
@@ -172,13 +185,6 @@ class ProbeProgress:
         replace_folder(self.folder, lambda folder: (folder / "entries.json").write_text(blob))
 
 
-def _save_probe(probe: nn.Module, folder: Path, name: str) -> None:
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in probe.state_dict().items()}, str(folder / f"{name}.safetensors"))
-
-
 def probe_task(cfg: ProbeConfig, task_name: str, model_name: str, init: str, tokenizer, results_path: Path,
                run_label: str, verbose: bool = True) -> pd.DataFrame:
     """Every layer x pooling probe (and control probe) of one model on one task; rows written when done."""
@@ -208,6 +214,10 @@ def probe_task(cfg: ProbeConfig, task_name: str, model_name: str, init: str, tok
     progress = ProbeProgress(weights_dir / PROGRESS, run_id)
     entries: list[tuple[str, str, int, str, float]] = []
     layers = next(iter(states["train"].values())).shape[0]
+    # what each saved probe reads, so that it can be scored again without training (saved.evaluate_probe)
+    described = {"encoder": _portable(model_name), "tokenizer": _portable(tokenizer.name_or_path), "init": init,
+                 "task": task.name, "run_id": run_id, "max_len": cfg.max_len, "poolings": list(cfg.poolings),
+                 "seed": cfg.seed, "control_distribution": distribution.tolist(), "probe_config": cfg.recorded()}
     bar = tqdm(total=len(cfg.poolings) * layers * len(targets), desc=f"{task.name} probes ({init})", leave=False)
     for how in cfg.poolings:
         for layer in range(layers):
@@ -221,8 +231,9 @@ def probe_task(cfg: ProbeConfig, task_name: str, model_name: str, init: str, tok
                 probe = fit_probe(x_train, torch.tensor(labels_train), k, dropout=cfg.probe_dropout,
                                   weight_decay=cfg.probe_weight_decay, epochs=cfg.probe_epochs, lr=cfg.probe_lr,
                                   batch_size=cfg.probe_batch_size, seed=cfg.seed)
-                _save_probe(probe, weights_dir, key)
                 variant = f"{kind}:{how}" + (f":{cfg.control}" if kind == "control" else "")
+                save_probe(probe, weights_dir / key, {**described, "variant": variant, "pooling": how, "layer": layer,
+                                                      "control": cfg.control if kind == "control" else ""})
                 probe_entries = []
                 for split, x, labels in (("train", x_train, labels_train), ("dev", x_dev, labels_dev)):
                     values = M.task_metrics(task, probe_logits(probe, x), labels)
@@ -271,55 +282,9 @@ def _rows(cfg: ProbeConfig, run_id: str, task: str, init: str, model_name: str, 
     return rows
 
 
-def probe_squad(cfg: ProbeConfig, model_name: str, init: str, tokenizer, results_path: Path, run_label: str,
-                verbose: bool = True) -> pd.DataFrame:
-    """Start/end span probes per layer on SQuAD 2.0 files; EM/F1 on ``squad_dev`` with the threshold chosen on
-    ``squad_train``, next to the always-no-answer baseline."""
-    from safetensors.torch import load_file
-
-    from ...data import squad
-
-    started = time.perf_counter()
-    files = {"train": squad.read_squad(cfg.squad_train), "dev": squad.read_squad(cfg.squad_dev)}
-    if cfg.max_squad_examples:
-        files = {split: examples[:cfg.max_squad_examples] for split, examples in files.items()}
-    features = {split: squad.build_features(examples, tokenizer, cfg.squad_max_len, cfg.doc_stride)
-                for split, examples in files.items()}
-    paths = {split: token_states(model_name, tokenizer, features[split], batch_size=cfg.batch_size,
-                                 trust_remote_code=cfg.trust_remote_code, desc=f"squad {split} states ({init})")
-             for split in files}
-    run_id = f"{run_label}-squad-{hashlib.sha1(cfg.to_json().encode()).hexdigest()[:8]}"
-    entries: list[tuple[str, str, int, str, float]] = []
-    for layer in tqdm(range(len(paths["train"])), desc=f"squad probes ({init})", leave=False):
-        states = {split: load_file(str(paths[split][layer]))["states"] for split in files}
-        masks = {split: context_mask(features[split], states[split].shape[1]) for split in files}
-        probe = fit_span_probe(states["train"], masks["train"], torch.tensor(features["train"].start_positions),
-                               torch.tensor(features["train"].end_positions), dropout=cfg.probe_dropout,
-                               weight_decay=cfg.probe_weight_decay, epochs=cfg.probe_epochs, lr=cfg.probe_lr,
-                               batch_size=cfg.probe_batch_size, seed=cfg.seed)
-        _save_probe(probe, runs_dir() / "probes" / run_id, f"span-layer{layer}")
-        decoded = {split: squad.decode_spans(features[split], *span_logits(probe, states[split], masks[split]),
-                                             files[split], max_answer_len=cfg.max_answer_len) for split in files}
-        threshold, _, _ = squad.best_null_threshold(files["train"], decoded["train"])
-        for split in files:
-            scores = squad.squad_scores(files[split], squad.apply_null_threshold(decoded[split], threshold))
-            entries += [("span_probe", split, layer, metric, value) for metric, value in scores.items()
-                        if not metric.endswith("total")]
-        entries.append(("span_probe", "train", layer, "null_threshold", threshold))
-    baseline = squad.no_answer_baseline(files["dev"])
-    entries += [("always_no_answer", "dev", -1, metric, value) for metric, value in baseline.items()
-                if not metric.endswith("total")]
-    rows = _rows(cfg, run_id, "squad2", init, model_name, len(files["train"]), started, entries, cfg.squad_max_len)
-    write_results(rows, results_path)
-    if verbose:
-        best = max((e for e in entries if e[1] == "dev" and e[3] == "f1"), key=lambda e: e[4])
-        print(f"[squad2 {init}] best span probe dev F1 {best[4]:.2f} (layer {best[2]}); always no-answer "
-              f"{baseline['f1']:.2f}")
-    return pd.DataFrame(rows)
-
-
 def run_probes(cfg: ProbeConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:
-    """The pretrained model and its fine-tuned checkpoint(s), probed on every task (and SQuAD when given)."""
+    """The pretrained model and its fine-tuned checkpoint(s), probed on every task; and with SQuAD files, span probes
+    on the pretrained model and on its QA fine-tuned checkpoint after each of ``squad_finetune_epochs`` epochs."""
     check_writable(results_path)
     results_path = Path(results_path)
     configure_threads(cfg.num_threads)
@@ -338,7 +303,9 @@ def run_probes(cfg: ProbeConfig, results_path: str | Path, verbose: bool = True)
         for name, init, label in models:
             frames.append(probe_task(cfg, task.name, name, init, tokenizer, results_path, label, verbose))
     if cfg.squad_train:
-        frames.append(probe_squad(cfg, pretrained, base, tokenizer, results_path, "pretrained", verbose))
+        from .span_study import probe_squad_models
+
+        frames.append(probe_squad_models(cfg, pretrained, base, tokenizer, results_path, verbose))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -410,15 +377,22 @@ def is_fine_tuned(init: str) -> bool:
 
 def plot_layer_curves(frame: pd.DataFrame, path: str | Path, metric: str = "accuracy"):
     """One panel per (task, pooling): probe dev ``metric`` per layer, pretrained vs fine-tuned, with the control
-    probe (thin), the majority-class floor (dashed) and the fine-tuned model's own head (dotted)."""
+    probe (thin), the majority-class floor (dashed) and the fine-tuned model's own head (dotted); and with SQuAD rows,
+    a last row with the span probes' dev F1 per layer (:func:`.span_study.draw_span_curves`)."""
     import matplotlib
     import matplotlib.pyplot as plt
 
-    table = probe_summary(frame[frame["task"] != "squad2"], metric)
+    from .span_study import TASK, draw_span_curves
+
+    table = probe_summary(frame[frame["task"] != TASK], metric)
     probes = table[table["variant"].str.startswith("probe:")]
     tasks = list(dict.fromkeys(probes["task"]))
     poolings = list(dict.fromkeys(probes["variant"].str.split(":").str[1]))
-    fig, axes = plt.subplots(len(tasks), len(poolings), figsize=(4.8 * len(poolings), 3.6 * len(tasks)),
+    spans = bool((frame["task"] == TASK).any())
+    if not tasks and not spans:
+        raise ValueError("plot_layer_curves: no probe rows to draw")
+    columns = max(1, len(poolings))
+    fig, axes = plt.subplots(len(tasks) + spans, columns, figsize=(4.8 * columns, 3.6 * (len(tasks) + spans)),
                              squeeze=False, sharex=True)
     for row, task in enumerate(tasks):
         part = table[table["task"] == task]
@@ -444,7 +418,13 @@ def plot_layer_curves(frame: pd.DataFrame, path: str | Path, metric: str = "accu
             ax.grid(alpha=0.3)
         for ax in axes[row]:
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axes[0][-1].legend(fontsize=7, loc="best")
+    if tasks:
+        axes[0][-1].legend(fontsize=7, loc="best")
+    if spans:
+        draw_span_curves(axes[-1][0], frame)
+        axes[-1][0].xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        for ax in axes[-1][1:]:
+            ax.set_visible(False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,9 @@ from ... import metrics as M
 from ...config import config_differences, pooling_key
 from .runs import NOTEBOOK
 
+# test metrics of a row: classification's, then regression's (Pearson, Spearman, MSE: those columns are left out of a
+# table without regression rows, and are NaN on its classification rows, as accuracy and F1 are on regression rows)
+METRICS = ("accuracy", "f1", "pearson", "spearman", "mse")
 PEAK_METRICS = {  # metric -> what the peak_mb column then is
     "peak_rss_rise_mb": "run's own: rise of the resident-memory high-water mark reset at the run's start",
     "peak_gpu_mb": "run's own: CUDA memory allocated at most",
@@ -52,7 +55,7 @@ def _runs(frame: pd.DataFrame) -> pd.DataFrame:
             "seed": int(rows["seed"].iloc[0]), "config": rows["config"].iloc[0],
             "config_key": pooling_key(rows["config"].iloc[0]),
             **{f"{name}{suffix}": _value(rows, "test", f"{name}{suffix}")
-               for name in ("accuracy", "f1") for suffix in ("", "_ci_low", "_ci_high")},
+               for name in METRICS for suffix in ("", "_ci_low", "_ci_high")},
             "train_tokens_per_doc": _value(rows, "train", "encoder_tokens_per_doc"),
             "test_tokens_per_doc": _value(rows, "test", "encoder_tokens_per_doc"),
             "windows_per_doc": _value(rows, "test", "windows_per_doc"),
@@ -139,11 +142,10 @@ def longdoc_summary(frame: pd.DataFrame, predictions: pd.DataFrame | None = None
             record["ci_from"] = (f"bootstrap of the pooled predictions: {len(labels)} documents x {len(per_seed)} "
                                  f"seed(s){', out of fold' if group['fold'].any() else ''}")
         elif len(group) == 1:
-            record.update({column: group[column].iloc[0] for column in runs.columns if column.startswith(("accuracy",
-                                                                                                       "f1"))})
+            record.update({column: group[column].iloc[0] for column in runs.columns if column.startswith(METRICS)})
             record["ci_from"] = "bootstrap of the run's test predictions"
         else:
-            for name in ("accuracy", "f1"):
+            for name in METRICS:
                 record.update({name: float(group[name].mean()), f"{name}_ci_low": float("nan"),
                                f"{name}_ci_high": float("nan")})
             record["ci_from"] = "none: several runs and no per-document predictions to pool"
@@ -153,7 +155,8 @@ def longdoc_summary(frame: pd.DataFrame, predictions: pd.DataFrame | None = None
     for _, alike in table.groupby(["dataset", "model", "variant", "preset"], sort=False):
         if len(alike) > 1:  # the same variant under several configurations: say what tells the rows apart
             table.loc[alike.index, "differs"] = config_differences(list(alike["config"]))
-    return table.drop(columns=["config"])
+    unused = [column for column in table.columns if column.startswith(METRICS[2:]) and table[column].isna().all()]
+    return table.drop(columns=["config", *unused])
 
 
 def _paired_bootstrap(a: list[np.ndarray], b: list[np.ndarray], labels: np.ndarray, problem: str, metric: str,

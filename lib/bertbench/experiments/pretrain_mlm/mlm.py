@@ -35,7 +35,8 @@ def build_mlm_model(arch: str, size: str, tokenizer, max_len: int = 128, dropout
         attention_probs_dropout_prob=dropout, pad_token_id=tokenizer.pad_token_id, type_vocab_size=2)
     if arch == "bert":
         return BertForMaskedLM(BertConfig(max_position_embeddings=max(512, max_len), **common))
-    # RoBERTa counts positions from pad_token_id + 1, so the table needs that many extra rows
+    # RoBERTa counts positions from pad_token_id + 1 (padding sits at position pad_token_id), so the table needs that
+    # many extra rows: max_len + 2 with RoBERTa's <pad> = 1, as roberta-base's 514
     config = RobertaPreLayerNormConfig(max_position_embeddings=max(512, max_len) + tokenizer.pad_token_id + 1,
                                        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
                                        **common)

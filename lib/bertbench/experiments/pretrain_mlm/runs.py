@@ -3,7 +3,9 @@ or time budget (the masked-LM pieces are in ``mlm.py``).
 
 - The encoder is a standard transformers model (``BertForMaskedLM``, or ``RobertaPreLayerNormForMaskedLM`` for the
   pre-LayerNorm RoBERTa style) built from a config sized like the small BERTs of Turc et al. (2019) up to BERT-base,
-  so the result loads with ``AutoModelForSequenceClassification`` and notebook 03.
+  so the result loads with ``AutoModelForSequenceClassification`` and notebook 03. Special ids come from the
+  tokenizer: on notebook 01's ``bpe-roberta`` (``<s>``=0, ``<pad>``=1, ``</s>``=2) ``roberta-preln`` is RoBERTa-style
+  throughout, positions counted from pad + 1 and blocks packed as ``<s> block </s>``.
 - Data: the corpus is tokenised once into a flat token stream on disk (documents separated by SEP, cached), cut into
   blocks of ``max_len - 2`` tokens and packed as ``[CLS] block [SEP]`` — no padding anywhere. The last
   ``heldout_blocks`` blocks are held out.
@@ -36,10 +38,12 @@ from tqdm.auto import tqdm
 from ...checkpoint import existing_folder, replace_folder
 from ...config import BaseConfig, check_choice, check_range, check_training_fields
 from ...data.corpus import open_corpus
+from ...dist import is_main_process
 from ...models import check_safe_weights, configure_threads, load_tokenizer
 from ...paths import runs_dir
 from ...results import check_writable, make_rows, write_results
 from ...train import build_optimizer, device_description, new_accelerator
+from ..train_tokenizer import KINDS, TokenizerConfig, ensure_tokenizer
 from .mlm import (
     ARCHS,
     SIZES,
@@ -64,8 +68,8 @@ class PretrainConfig(BaseConfig):
     """Notebook 02: MLM pretraining from scratch. Every field is ``BB_<FIELD>``."""
 
     preset: str = "cpu"
-    name: str = ""  # run folder runs/pretrain/<name> and the model's label; default mlm-<arch>-<size>-<preset>
-    tokenizer: str = "wordpiece"  # "wordpiece"/"bpe" (notebook 01's, same preset), a folder, or "minilm"
+    name: str = ""  # run folder runs/pretrain/<name> and the model's label; default mlm-<arch>-<size>-<preset>[-<kind>]
+    tokenizer: str = "wordpiece"  # "wordpiece"/"bpe"/"bpe-roberta" (notebook 01's, same preset), a folder, "minilm"
     corpus: str = "wikipedia"
     max_docs: int = 0  # first N documents of the corpus (0 = all)
     heldout_blocks: int = 200  # last blocks of the corpus, never trained on
@@ -93,6 +97,9 @@ class PretrainConfig(BaseConfig):
     dropout: float = 0.1
     mixed_precision: str = "auto"  # bf16 on a GPU or CPU that has it natively (train.resolve_precision); "no": fp32
     num_threads: int = 0
+    tensorboard: bool = False  # TensorBoard scalars at every evaluation point: train loss, lr, held-out metrics
+
+    RUNTIME = ("num_threads", "resume", "tensorboard")  # how to run, not what is computed: not in the run id
 
     PRESETS = {
         "tiny": dict(max_docs=200, heldout_blocks=4, eval_blocks=4, pppl_blocks=1, size="nano", max_len=64,
@@ -125,7 +132,13 @@ class PretrainConfig(BaseConfig):
 
     @property
     def label(self) -> str:
-        return self.name or f"mlm-{self.arch}-{self.size}-{self.preset}"
+        """``name``, else ``mlm-<arch>-<size>-<preset>``, ending in the tokenizer when it is one of notebook 01's kinds
+        other than the default: such a run never takes the default run's folder (whose checkpoint would be refused, or
+        whose model replaced) nor its name in notebook 03's tables. A tokenizer folder needs ``BB_NAME`` for that."""
+        if self.name:
+            return self.name
+        kind = f"-{self.tokenizer}" if self.tokenizer in KINDS and self.tokenizer != "wordpiece" else ""
+        return f"mlm-{self.arch}-{self.size}-{self.preset}{kind}"
 
     def run_id(self) -> str:
         blob = self.identity()
@@ -211,9 +224,8 @@ def load_checkpoint(folder: Path, model) -> tuple[TrainState, dict]:
 
 
 def resolve_tokenizer(cfg: PretrainConfig):
-    """``wordpiece``/``bpe``: notebook 01's tokenizer of the same preset (trained now if missing); else a folder."""
-    from ..train_tokenizer import KINDS, TokenizerConfig, ensure_tokenizer
-
+    """A kind of notebook 01 (``wordpiece``, ``bpe``, ``bpe-roberta``): its tokenizer of the same preset (trained now
+    if missing); else a folder or model name. The model takes every special id from it (``build_mlm_model``)."""
     if cfg.tokenizer in KINDS:
         return load_tokenizer(str(ensure_tokenizer(TokenizerConfig.from_env(environ={}, preset=cfg.preset),
                                                    cfg.tokenizer)))
@@ -317,6 +329,12 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
           f"of {cfg.max_len} tokens ({n_train * cfg.max_len / 1e6:.1f} M tokens), {heldout} held out; "
           f"{flops_per_token / 1e6:.1f} MFLOP per training token; device {common['device']}")
 
+    writer = None
+    if cfg.tensorboard and is_main_process():
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir / "tensorboard"))
+
     def evaluate_and_save(segment_tokens: int, segment_seconds: float, loss_sum: float, loss_steps: int) -> None:
         unwrapped = accelerator.unwrap_model(model)
         step = state.step
@@ -337,6 +355,10 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
             entries.append((cfg.eval_corpus.replace("-", "_"), step, "pppl",
                             pseudo_perplexity(unwrapped, pppl_blocks, masker, device, accelerator.autocast)))
         state.entries += entries
+        if writer is not None:
+            for split, at, metric, value in entries:
+                writer.add_scalar(f"{cfg.label}/{split}/{metric}", value, at)
+            writer.flush()
         shown = {f"{s}_{m}": v for s, _, m, v in entries if m in ("loss", "pppl", "tokens_per_s", "mfu")}
         tqdm.write(f"step {step}: " + ", ".join(f"{key} {value:.4g}" for key, value in shown.items()))
         write_results(make_rows({**common, "wall_s": round(state.wall_seconds, 2)}, state.entries), results_path)
@@ -420,6 +442,8 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
         state.segment_loss, state.segment_steps, state.segment_tokens = 0.0, 0, 0
         evaluate_and_save(segment_tokens, segment_seconds, float(loss_sum), loss_steps)
 
+    if writer is not None:
+        writer.close()
     model_dir = run_dir / "model"
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.save_pretrained(model_dir, safe_serialization=True)
