@@ -266,3 +266,50 @@ def test_full_preset_runs_to_the_end_on_local_data(tmp_path, glue_dir):
     assert set(scores["task"]) == set(cfg.tasks) - set(missing) and len(scores["task"].unique()) >= 6
     for task in missing:
         assert f"{task} (no train" in completed.stdout
+
+
+def _plain_run(name: str, tmp_path: Path, **settings: str) -> subprocess.CompletedProcess:
+    env = {**_tiny_env(tmp_path, name), **settings}
+    completed = subprocess.run([sys.executable, str(ROOT / "notebooks" / f"{name}.py")], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
+    return completed
+
+
+def test_ditbert_tokenizer_then_a_roberta_style_model_on_it_from_notebooks_01_and_02(tmp_path):
+    """DitBERT's workflow as a user runs it: notebook 01 with kinds=bpe-roberta, then notebook 02 on that tokenizer
+    (RoBERTa's special tokens and ids), with TensorBoard scalars."""
+    _plain_run("01_train_tokenizer", tmp_path, BB_KINDS="bpe-roberta")
+    tokenizers = list((tmp_path / "runs" / "tokenizers").glob("bpe-roberta-*"))
+    assert len(tokenizers) == 1
+    from bertbench.models import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tokenizers[0]))
+    assert (tokenizer.cls_token, tokenizer.sep_token, tokenizer.pad_token, tokenizer.mask_token,
+            tokenizer.unk_token) == ("<s>", "</s>", "<pad>", "<mask>", "<unk>")
+    _plain_run("02_pretrain_mlm", tmp_path, BB_TOKENIZER="bpe-roberta", BB_ARCH="roberta-preln",
+               BB_TENSORBOARD="1")
+    frame = bb.load_results(tmp_path / "outputs" / "02_pretrain_mlm.csv")
+    assert set(frame["model"]) == {"mlm-roberta-preln-nano-tiny-bpe-roberta"}
+    model = json.loads(next((tmp_path / "runs" / "pretrain").glob("*/model/config.json")).read_text())
+    assert model["pad_token_id"] == 1 and model["model_type"] == "roberta-prelayernorm"  # RoBERTa-style, pre-LN
+    assert list((tmp_path / "runs" / "pretrain").rglob("events.out.tfevents.*"))
+
+
+def test_glue_notebook_takes_a_pooling_head_loss_selection_and_tensorboard(tmp_path, glue_dir):
+    """Notebook 03 as a user sets it: head=mean with its dropout on the encoder, the epoch chosen (and training
+    stopped) on the held-out loss with min_delta, TensorBoard scalars."""
+    _plain_run("03_glue_finetune", tmp_path, BB_TASKS="rte", BB_SEEDS="0", BB_HEAD="mean", BB_HEAD_DROPOUT="0.2",
+               BB_SELECT_METRIC="loss", BB_MIN_DELTA="0.001", BB_PATIENCE="1", BB_TENSORBOARD="1")
+    frame = bb.load_results(tmp_path / "outputs" / "03_glue_finetune.csv")
+    assert set(frame["head_init"]) == {"new:mean"}
+    config = json.loads(frame["config"].iloc[0])
+    assert (config["head"], config["head_dropout"], config["select_metric"], config["min_delta"]) == (
+        "mean", 0.2, "loss", 0.001)
+    assert not frame[(frame["split"] == "train_holdout") & (frame["metric"] == "loss")].empty
+    assert list((tmp_path / "runs" / "glue").rglob("events.out.tfevents.*"))
+
+
+def test_model_heads_notebook_writes_tensorboard_scalars(tmp_path, glue_dir):
+    _plain_run("05_model_heads", tmp_path, BB_TENSORBOARD="1")
+    assert list((tmp_path / "runs" / "heads").rglob("events.out.tfevents.*"))
