@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install test test-fast docs basics glue glue-cpu-3seeds glue-reference glue-reference-pretrained long-docs-reference tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate bench bench-glue bench-longdoc bench-mlm bench-inference lab lint clean
+.PHONY: install test test-fast docs basics glue glue-cpu-3seeds glue-reference glue-reference-pretrained long-docs-reference tokenizer pretrain glue-pretrained own-bert long-docs probes heads aggregate bench bench-glue bench-longdoc bench-mlm bench-inference gpu-check lab lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -97,6 +97,9 @@ bench-inference: install  ## prediction examples/s vs transformers' pipeline (5 
 
 bench: bench-glue bench-longdoc bench-mlm bench-inference  ## every benchmark, then the tables (bench/report.py)
 	$(BIN)/python bench/report.py
+
+gpu-check: install  ## on a lent GPU: pytest -m gpu, then short runs of notebooks 02-05 -> bench/results/gpu_check.csv
+	$(BIN)/python bench/gpu_check.py
 
 lab: install  ## JupyterLab with jupytext: a double-click opens notebooks/*.py as a notebook (jupyter/labconfig/)
 	$(BIN)/python -m pip install -q -e ".[lab]" "$(TORCH)"

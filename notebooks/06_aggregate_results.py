@@ -72,12 +72,10 @@ if len(ditbert):
 # difference. `across_protocols=True` compares anyway and marks every row that mixes protocols.
 
 # %%
-own = result.cells[result.cells["source"] == "03_glue_finetune"]
-models = list(dict.fromkeys(own["model"]))
-if len(models) >= 2:
-    spec_a = {"source": "03_glue_finetune", "model": models[0], "variant": ""}
-    spec_b = {"source": "03_glue_finetune", "model": models[1], "variant": ""}
-    print(f"{models[0]} - {models[1]}, dev score:")
+pair = bb.comparable_pair(result.cells, "03_glue_finetune")  # two models, one protocol, the most shared tasks
+if pair is not None:
+    spec_a, spec_b = pair
+    print(f"{spec_a['model']} {spec_a['variant']} - {spec_b['model']} {spec_b['variant']}, dev score:")
     bb.show(bb.compare_systems(result.cells, spec_a, spec_b))
 
 # %% [markdown]

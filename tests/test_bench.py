@@ -108,3 +108,31 @@ def test_regression_keeps_fp32_under_auto_precision():
     assert GlueConfig().train_settings(regression=True).mixed_precision == "no"
     assert GlueConfig().train_settings().mixed_precision == "auto"
     assert GlueConfig(mixed_precision="bf16").train_settings(regression=True).mixed_precision == "bf16"
+
+
+def test_gpu_check_dry_run_runs_every_step_and_records_it(tmp_path):
+    """bench/gpu_check.py --dry-run: the steps the GPU session will run (pytest -m gpu, notebooks 02, 03, 04, 05), in
+    the tiny preset here; every step exits 0 and its row has a speed, a memory figure and a score."""
+    out = tmp_path / "gpu_check.csv"
+    completed = subprocess.run([sys.executable, str(BENCH / "gpu_check.py"), "--dry-run", "--out", str(out)],
+                               capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    frame = pd.read_csv(out).set_index("step")
+    assert list(frame.index) == ["pytest", "pretrain", "glue_sst2", "long_documents", "probes"]
+    assert (frame["exit"].astype(str) == "0").all(), frame.get("log_tail")
+    assert frame["dry_run"].all() and MACHINE_COLUMNS <= set(frame.columns)
+    notebooks = frame.drop(index="pytest")
+    assert notebooks["score"].notna().all() and notebooks["score_name"].notna().all()
+    assert frame.loc["pretrain", "tokens_per_s"] > 0 and frame.loc["pretrain", "tflops"] > 0
+    assert frame.loc["glue_sst2", "examples_per_s"] > 0
+    memory = notebooks[[column for column in ("peak_gpu_mb", "peak_rss_rise_mb", "peak_rss_mb")
+                        if column in notebooks]].notna().any(axis=1)
+    assert memory[["glue_sst2", "long_documents"]].all()
+    assert "mfu" not in frame or frame["mfu"].isna().all()  # no known peak for a CPU
+
+
+@pytest.mark.skipif(train.torch.cuda.is_available(), reason="a CUDA device is here: the real check would run")
+def test_gpu_check_refuses_to_run_for_real_without_cuda(tmp_path):
+    completed = subprocess.run([sys.executable, str(BENCH / "gpu_check.py"), "--out", str(tmp_path / "x.csv")],
+                               capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert completed.returncode == 2 and "no CUDA device here" in completed.stderr

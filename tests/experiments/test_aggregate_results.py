@@ -340,3 +340,21 @@ def test_the_aggregation_pools_only_runs_that_differ_by_seed_and_keeps_a_sweeps_
     assert cells.loc["[lr_grid=None]", "n"] == 2 and cells.loc["[lr_grid=None]", "median"] == pytest.approx(0.51)
     chosen = cells.loc["[lr_grid=[1e-05, 0.0001]]"]
     assert chosen["n"] == 3 and chosen["median"] == pytest.approx(0.62)  # the sweep's 1e-4 point is not pooled
+
+
+def test_the_default_comparison_picks_two_models_under_one_protocol_whatever_their_variants():
+    """Notebook 06's comparison cell: a second configuration of a model (its variant tagged with what differs) must
+    not leave it without a pair; the pair is two models under one protocol sharing the most tasks."""
+    from bertbench.experiments.aggregate_results import comparable_pair
+
+    def cell(model, variant, task, selection="best_epoch_on_train_holdout"):
+        return {"source": "03_glue_finetune", "model": model, "variant": variant, "init": "sentence-embedding",
+                "selection": selection, "max_len": 128, "preset": "cpu", "task": task}
+
+    cells = pd.DataFrame([cell("minilm", "[lr_grid=None]", task) for task in ("rte", "mrpc", "cola")]
+                         + [cell("minilm", "[lr_grid=2e-05,5e-05]", "wnli")]
+                         + [cell("own", "", task) for task in ("rte", "mrpc")]
+                         + [cell("other", "", task, selection="last_epoch") for task in ("rte", "mrpc", "cola")])
+    a, b = comparable_pair(cells, "03_glue_finetune")
+    assert (a["model"], a["variant"], b["model"], b["variant"]) == ("minilm", "[lr_grid=None]", "own", "")
+    assert comparable_pair(cells[cells["model"] == "minilm"], "03_glue_finetune") is None  # one model: no pair

@@ -15,6 +15,7 @@ split — available only as a labelled, optimistic option.
 """
 
 from .cells import (
+    comparable_pair,
     compare_systems,
     glue_cells,
     glue_table,
@@ -40,7 +41,8 @@ from .summary import (
 
 __all__ = [
     "AggregateConfig", "Aggregation", "GLUE_TASKS", "NOTEBOOK", "OPTIMISTIC", "PROTOCOL", "REFERENCES", "SYSTEM",
-    "ProtocolError", "aggregate_outputs", "aggregate_rows", "compare_systems", "ditbert_table", "glue_cells",
+    "ProtocolError", "aggregate_outputs", "aggregate_rows", "comparable_pair", "compare_systems", "ditbert_table",
+    "glue_cells",
     "glue_table",
     "import_ditbert", "load_references", "longdoc_table", "median_score_interval", "plot_glue", "plot_longdoc",
     "plot_pretraining", "plot_probes", "pool_runs", "pretraining_curves", "probe_best_layers", "protocol_of",

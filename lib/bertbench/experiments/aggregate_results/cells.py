@@ -235,6 +235,20 @@ def present_tasks(cells: pd.DataFrame, system: pd.Series) -> list[str]:
     return list(cells[mask]["task"])
 
 
+def comparable_pair(cells: pd.DataFrame, source: str) -> tuple[dict, dict] | None:
+    """Two systems of ``source`` to compare by default: different models under one protocol, the pair sharing the
+    most tasks (ties: the first in the cells' order); as :func:`compare_systems` specs, or None when there is none."""
+    systems = cells[cells["source"] == source].groupby(list(SYSTEM), sort=False, dropna=False)["task"].apply(set)
+    keys = list(systems.index)
+    protocol = {key: tuple(protocol_frame(pd.DataFrame([dict(zip(SYSTEM, key, strict=True))])).iloc[0])
+                for key in keys}
+    pairs = [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:] if a[1] != b[1] and protocol[a] == protocol[b]]
+    if not pairs:
+        return None
+    best = max(pairs, key=lambda pair: len(systems[pair[0]] & systems[pair[1]]))
+    return tuple({column: value for column, value in zip(SYSTEM, key, strict=True)} for key in best)
+
+
 def compare_systems(cells: pd.DataFrame, a: dict, b: dict, across_protocols: bool = False) -> pd.DataFrame:
     """Per shared task: ``median(a) - median(b)``, where ``a``/``b`` select a system by column values (e.g.
     ``{"model": "minilm", "source": "03_glue_finetune"}``).
