@@ -135,6 +135,15 @@ def _tiny_env(tmp_path, name=""):
     return env
 
 
+def _plain_run(name: str, tmp_path: Path, timeout: float = 600, **settings: str) -> subprocess.CompletedProcess:
+    """``python notebooks/<name>.py`` in the tiny preset (``settings`` as BB_* variables on top); must exit 0."""
+    env = {**_tiny_env(tmp_path, name), **settings}
+    completed = subprocess.run([sys.executable, str(ROOT / "notebooks" / f"{name}.py")], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=timeout)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
+    return completed
+
+
 def test_notebooks_are_found():
     assert NOTEBOOKS, "no notebooks/*.py"
 
@@ -240,11 +249,8 @@ def test_papermill_parameters_reach_the_config_and_the_notebook_copes(case, tmp_
 
 def test_long_documents_notebook_takes_head_and_tail_lengths_and_writes_tensorboard(tmp_path):
     """GCP's `ht` with any split (head_tokens + tail_tokens) and TensorBoard scalars, set the way a user sets them."""
-    env = {**_tiny_env(tmp_path, "04_long_documents"), "BB_DATASETS": "hyperpartisan", "BB_RUNS": "head_tail",
-           "BB_HEAD_TOKENS": "8", "BB_TAIL_TOKENS": "20", "BB_TENSORBOARD": "1", "BB_EPOCHS": "1"}
-    completed = subprocess.run([sys.executable, str(ROOT / "notebooks" / "04_long_documents.py")], cwd=tmp_path,
-                               env=env, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    _plain_run("04_long_documents", tmp_path, BB_DATASETS="hyperpartisan", BB_RUNS="head_tail", BB_HEAD_TOKENS="8",
+               BB_TAIL_TOKENS="20", BB_TENSORBOARD="1", BB_EPOCHS="1")
     frame = bb.load_results(tmp_path / "outputs" / "04_long_documents.csv")
     tokens = frame[(frame["split"] == "test") & (frame["metric"] == "encoder_tokens_per_doc")]["value"]
     assert (tokens <= 8 + 20 + 2).all() and (tokens > 20).all()  # [CLS] 8 head tokens, 20 tail tokens [SEP]
@@ -254,11 +260,8 @@ def test_long_documents_notebook_takes_head_and_tail_lengths_and_writes_tensorbo
 def test_full_preset_runs_to_the_end_on_local_data(tmp_path, glue_dir):
     """Issue 23's command: every GLUE task of the full preset, 64 examples each; the tasks without local files (QQP
     here) are named and skipped, the others run and are scored."""
-    env = {**_tiny_env(tmp_path), "BB_PRESET": "full", "BB_MAX_TRAIN_EXAMPLES": "64", "BB_MAX_EVAL_EXAMPLES": "64",
-           "BB_EPOCHS": "1", "BB_SEEDS": "0", "BB_NUM_THREADS": "2"}
-    completed = subprocess.run([sys.executable, str(ROOT / "notebooks" / "03_glue_finetune.py")], cwd=tmp_path,
-                               env=env, capture_output=True, text=True, timeout=900)
-    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
+    completed = _plain_run("03_glue_finetune", tmp_path, timeout=900, BB_PRESET="full", BB_MAX_TRAIN_EXAMPLES="64",
+                           BB_MAX_EVAL_EXAMPLES="64", BB_EPOCHS="1", BB_SEEDS="0", BB_NUM_THREADS="2")
     cfg = bb.GlueConfig.from_env(environ={"BB_PRESET": "full"})
     missing = [task for task in cfg.tasks if not list(glue_dir.glob(f"{bb.get_task(task).dir_name}/train.tsv"))]
     frame = bb.load_results(tmp_path / "outputs" / "03_glue_finetune.csv")
@@ -266,14 +269,6 @@ def test_full_preset_runs_to_the_end_on_local_data(tmp_path, glue_dir):
     assert set(scores["task"]) == set(cfg.tasks) - set(missing) and len(scores["task"].unique()) >= 6
     for task in missing:
         assert f"{task} (no train" in completed.stdout
-
-
-def _plain_run(name: str, tmp_path: Path, **settings: str) -> subprocess.CompletedProcess:
-    env = {**_tiny_env(tmp_path, name), **settings}
-    completed = subprocess.run([sys.executable, str(ROOT / "notebooks" / f"{name}.py")], cwd=tmp_path, env=env,
-                               capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
-    return completed
 
 
 def test_ditbert_tokenizer_then_a_roberta_style_model_on_it_from_notebooks_01_and_02(tmp_path):

@@ -39,6 +39,7 @@ from ..paths import runs_dir
 from ..results import check_writable, make_rows, write_results
 from ..train import TrainSettings, device_description, fit, make_accelerator, predict
 from .glue_finetune import GlueConfig, encode_task, load_task_data, model_label
+from .glue_finetune.runs import held_out_metrics, pooling_classifier
 
 NOTEBOOK = "00_encoder_basics"
 SYSTEMS = ("bertbench", "trainer")
@@ -176,19 +177,9 @@ def pooling_similarities(model_name: str, pairs=PAIRS, max_len: int = 128) -> pd
 
 
 # ------------------------------------------------------------------------------------------- one head, two loops
-def _holdout_metrics(task, logits: np.ndarray, labels) -> dict[str, float]:
-    """Task metrics, the task score and the loss of ``logits`` on the held-out examples."""
-    values = M.task_metrics(task, logits, labels)
-    values["score"] = M.task_score(task, values)
-    values["loss"] = M.task_loss(task, logits, labels)
-    return values
-
-
 def _classifier(cfg: BasicsConfig, task, tokenizer) -> SequenceClassifier:
-    encoder = load_encoder(cfg.model, tokenizer, cfg.max_len, trust_remote_code=cfg.trust_remote_code)
-    return SequenceClassifier(encoder, task.num_labels,
-                              "regression" if task.is_regression else "single_label_classification",
-                              pooling=cfg.head, dropout=cfg.head_dropout)
+    return pooling_classifier(cfg.model, tokenizer, task, cfg.max_len, cfg.head, cfg.head_dropout,
+                              trust_remote_code=cfg.trust_remote_code)
 
 
 def _train_bertbench(cfg: BasicsConfig, task, data, encoded, seed: int, run_dir: Path, run_id: str):
@@ -204,7 +195,7 @@ def _train_bertbench(cfg: BasicsConfig, task, data, encoded, seed: int, run_dir:
 
     def evaluate(current) -> dict[str, float]:
         logits = predict(current, encoded.selection, collate, cfg.eval_batch_size, accelerator, desc="select")
-        return _holdout_metrics(task, logits, data.selection.labels)
+        return held_out_metrics(task, logits, data.selection.labels, loss=True)
 
     model, result = fit(model, loader, evaluate, cfg.early_stop_on, settings, run_dir / "best", accelerator,
                         higher_is_better=cfg.early_stop_on == "score", desc=f"bertbench s{seed}",
@@ -232,7 +223,8 @@ def _train_trainer(cfg: BasicsConfig, task, data, encoded, seed: int):
     history: list[dict] = []
 
     def compute_metrics(prediction) -> dict[str, float]:
-        values = _holdout_metrics(task, np.asarray(prediction.predictions), prediction.label_ids)
+        values = held_out_metrics(task, np.asarray(prediction.predictions), prediction.label_ids,
+                                  loss=True)
         history.append(values)
         return {"score": values["score"]}
 

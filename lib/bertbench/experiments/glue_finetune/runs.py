@@ -299,6 +299,25 @@ def init_label(cfg: GlueConfig) -> str:
     return model_provenance(cfg.model)
 
 
+def pooling_classifier(model_name: str, tokenizer, task: GlueTask, max_len: int, pooling: str, head_dropout: float,
+                       dropout: float | None = None, trust_remote_code: bool = False) -> SequenceClassifier:
+    """The encoder under bertbench's own head for ``task``: ``pooling`` -> dropout ``head_dropout`` -> linear."""
+    encoder = load_encoder(model_name, tokenizer, max_len, dropout=dropout, trust_remote_code=trust_remote_code)
+    return SequenceClassifier(encoder, task.num_labels,
+                              "regression" if task.is_regression else "single_label_classification",
+                              pooling=pooling, dropout=head_dropout)
+
+
+def held_out_metrics(task: GlueTask, logits: np.ndarray, labels, loss: bool) -> dict[str, float]:
+    """The task's metrics and score of ``logits`` on a held-out split; with ``loss``, also the loss the model's own
+    loss function would compute there (what selection on the held-out loss reads)."""
+    values = M.task_metrics(task, logits, labels)
+    values["score"] = M.task_score(task, values)
+    if loss:
+        values["loss"] = M.task_loss(task, logits, labels)
+    return values
+
+
 def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, results_path: Path,
                   verbose: bool = True, encoded: EncodedTask | None = None, *, notebook: str = NOTEBOOK,
                   variant: str = "") -> pd.DataFrame:
@@ -331,12 +350,10 @@ def run_task_seed(cfg: GlueConfig, task_name: str, seed: int, data: TaskData, re
             cfg.warm_start or cfg.model, tokenizer, task.label_names, regression=task.is_regression,
             max_len=cfg.max_len, trust_remote_code=cfg.trust_remote_code,
             dropout=cfg.dropout if cfg.dropout >= 0 else None)
-    else:  # the encoder under an own pooling head: pooling -> dropout -> linear (bertbench.heads)
-        encoder = load_encoder(cfg.model, tokenizer, cfg.max_len, dropout=cfg.dropout if cfg.dropout >= 0 else None,
-                               trust_remote_code=cfg.trust_remote_code)
-        model = SequenceClassifier(encoder, task.num_labels,
-                                   "regression" if task.is_regression else "single_label_classification",
-                                   pooling=cfg.head, dropout=cfg.head_dropout)
+    else:
+        model = pooling_classifier(cfg.model, tokenizer, task, cfg.max_len, cfg.head, cfg.head_dropout,
+                                   dropout=cfg.dropout if cfg.dropout >= 0 else None,
+                                   trust_remote_code=cfg.trust_remote_code)
         head_init = f"new:{cfg.head}"
     model.config.bertbench_task = task.name  # saved with the checkpoint: its provenance for warm starts and probes
     collate = PadCollator(tokenizer, regression=task.is_regression)
@@ -404,11 +421,7 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
 
     def evaluate(current_model) -> dict[str, float]:
         logits = predict(current_model, selection_set, collate, cfg.eval_batch_size, accelerator, desc="select")
-        values = M.task_metrics(task, logits, data.selection.labels)
-        values["score"] = M.task_score(task, values)
-        if cfg.select_metric == "loss":  # the selection split's loss, as the model's own loss would compute it
-            values["loss"] = M.task_loss(task, logits, data.selection.labels)
-        return values
+        return held_out_metrics(task, logits, data.selection.labels, loss=cfg.select_metric == "loss")
 
     tensorboard_dir = str(run_dir / "tensorboard") if cfg.tensorboard else None
     model, result = fit(
