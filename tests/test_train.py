@@ -284,3 +284,23 @@ def test_early_stopping_needs_an_improvement_larger_than_min_delta(bert_tokenize
     assert not strict.stopped_early and len(strict.history) == 5 and strict.best_epoch == 4
     tolerant = run(1e-3)
     assert tolerant.stopped_early and len(tolerant.history) == 3 and tolerant.best_epoch == 2
+
+
+def test_shards_cover_each_global_batch_once_and_weigh_an_uneven_split_by_its_size():
+    import numpy as np
+
+    from bertbench.train import shard_batches, shard_weights
+
+    batches = [list(range(16)), list(range(16, 27)), [27]]  # 16, 11 (uneven on 2 processes), 1 (< 2 processes)
+    parts = [shard_batches(batches, rank, 2) for rank in (0, 1)]
+    assert [sorted(parts[0][i] + parts[1][i]) for i in range(2)] == batches[:2]
+    assert parts[0][2] == parts[1][2] == [27]  # repeated: DDP needs a backward on every process
+    weights = [shard_weights(batches, rank, 2) for rank in (0, 1)]
+    assert weights[0][0] == weights[1][0] == 1.0
+    assert weights[0][1] == pytest.approx(2 * 6 / 11) and weights[1][1] == pytest.approx(2 * 5 / 11)
+    assert weights[0][2] == weights[1][2] == 1.0
+    # DDP averages the processes' gradients: with these weights that average is the global batch's mean
+    values = np.arange(27, dtype=float) ** 2
+    shard_means = [values[parts[rank][1]].mean() * weights[rank][1] for rank in (0, 1)]
+    assert np.mean(shard_means) == pytest.approx(values[16:27].mean())
+    assert shard_weights(batches, 0, 1) == [1.0, 1.0, 1.0]

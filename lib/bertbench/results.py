@@ -42,7 +42,7 @@ import pandas as pd
 
 from .csv_files import ResultsError as ResultsError  # re-exported: the error of every file this module reads
 from .csv_files import atomic_write, check_folder, locked, read_rows, updating, write_files
-from .dist import is_main_process
+from .dist import barrier, is_main_process
 from .paths import runs_dir
 from .reproduction import METRIC_KEY as METRIC_KEY  # re-exported: the comparison of a re-run's rows lives there
 from .reproduction import compare_rows as compare_rows
@@ -236,7 +236,8 @@ def write_results(rows: list[dict] | pd.DataFrame, path: str | Path, predictions
     Earlier rows with the same ``run_id`` are replaced; all other rows are kept. Each run is then recorded as
     finished on this machine (:func:`made_here`), and each run that replaced earlier rows prints whether it
     reproduced them (:func:`reproduction_report`). Returns the whole file's frame (on a non-main process of a
-    distributed launch: the frame it would write; the file, the records and the output are left alone).
+    distributed launch: the frame it would write; the file, the records and the output are left alone). In a
+    distributed launch every process calls it, and returns once the main process has written.
 
     Args:
         predictions: the same runs' per-example predictions, merged into :func:`predictions_path` in the same write
@@ -270,6 +271,7 @@ def write_results(rows: list[dict] | pd.DataFrame, path: str | Path, predictions
             line = reproduction_report(run_id, old, new[new["run_id"] == run_id])
             if line:
                 print(line)
+    barrier()  # in a distributed launch: no process reads the file before the main one has written it
     return merged
 
 

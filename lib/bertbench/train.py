@@ -115,8 +115,23 @@ def new_accelerator(mixed_precision: str, **kwargs):
     return Accelerator(mixed_precision=precision, **kwargs)
 
 
-def make_accelerator(settings: TrainSettings):
-    return new_accelerator(settings.mixed_precision, gradient_accumulation_steps=settings.grad_accum)
+def make_accelerator(settings: TrainSettings, model=None):
+    """The Accelerator for ``settings``; given the ``model`` it will train, DDP (in a distributed launch) is told
+    when a step may leave some of its parameters without a gradient (:func:`leaves_parameters_unused`)."""
+    kwargs = {}
+    if model is not None and leaves_parameters_unused(model):
+        from accelerate import DistributedDataParallelKwargs
+
+        kwargs["kwargs_handlers"] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    return new_accelerator(settings.mixed_precision, gradient_accumulation_steps=settings.grad_accum, **kwargs)
+
+
+def leaves_parameters_unused(model) -> bool:
+    """Whether a training step of ``model`` may leave parameters without a gradient, which DDP must be told of
+    (``find_unused_parameters``; else the next step fails): bertbench's own heads (``heads.py``) read the encoder's
+    hidden states, so the encoder's pooler gets none, and a multitask model trains one task's head per batch.
+    transformers' task models use every parameter they have (RoBERTa's are built without the pooler)."""
+    return type(model).__module__.startswith("bertbench.")
 
 
 def device_description(device: torch.device, precision: str = "no") -> str:
@@ -190,6 +205,14 @@ def shard_batches(batches: list[list[int]], rank: int, world: int) -> list[list[
     return parts
 
 
+def shard_weights(batches: list[list[int]], rank: int, world: int) -> list[float]:
+    """For each global batch, the factor on this process's mean loss that makes DDP's average of the processes'
+    gradients the gradient of the global batch's mean: its share of the batch times ``world`` (1.0 for an even
+    split; a last batch of 11 on 2 processes: 6/11 x 2 and 5/11 x 2, not 1/2 each)."""
+    parts = shard_batches(batches, rank, world)
+    return [len(part) * world / max(len(batch), world) for part, batch in zip(parts, batches, strict=True)]
+
+
 class _Checkpointing:
     """When the loop saves its resume checkpoint: every ``every`` optimizer steps, every ``minutes`` (the decision
     is rank 0's, so every process saves at the same step), and at every epoch end."""
@@ -246,7 +269,7 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
     Returns:
         (model, FitResult)
     """
-    accelerator = accelerator or make_accelerator(settings)
+    accelerator = accelerator or make_accelerator(settings, model)
     checkpoint_dir = Path(checkpoint_dir)
     resume_dir = Path(resume_dir) if resume_dir is not None else None
     state, trainer = LoopState(fingerprint), None
@@ -302,7 +325,9 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
         if state.stopped_early:
             break
         _set_epoch(train_loader, epoch)
-        batches = shard_batches(list(train_loader.batch_sampler), rank, world)
+        global_batches = list(train_loader.batch_sampler)
+        batches = shard_batches(global_batches, rank, world)
+        weights = shard_weights(global_batches, rank, world) if world > 1 else None
         skip = state.batches_done if epoch == first_epoch else 0
         restore = trainer is not None and epoch == first_epoch
         if restore and skip == 0:  # saved at an epoch end: before this epoch's loader drew its seed
@@ -325,6 +350,8 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
             try:
                 with contextlib.nullcontext() if sync else accelerator.no_sync(model):
                     loss = loss_fn(model, batch)
+                    if weights is not None:  # the global batch's mean, uneven splits included (shard_weights)
+                        loss = loss * weights[n_batches]
                     accelerator.backward(loss)
                 if sync:
                     if settings.max_grad_norm > 0:

@@ -188,8 +188,8 @@ def _train_bertbench(cfg: BasicsConfig, task, data, encoded, seed: int, run_dir:
     settings = TrainSettings(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
                              warmup_ratio=cfg.warmup_ratio, max_grad_norm=cfg.max_grad_norm, patience=cfg.patience,
                              min_delta=cfg.min_delta, mixed_precision="no")
-    accelerator = make_accelerator(settings)
     model = _classifier(cfg, task, encoded.tokenizer)
+    accelerator = make_accelerator(settings, model)
     sampler = LengthGroupedBatchSampler(encoded.train.lengths, cfg.batch_size, seed=seed)
     loader = DataLoader(encoded.train, batch_sampler=sampler, collate_fn=collate)
 

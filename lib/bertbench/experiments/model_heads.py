@@ -205,7 +205,7 @@ def run_multitask(cfg: HeadsConfig, tasks: tuple[str, ...], seed: int, results_p
     regression = [name for name in tasks if get_task(name).is_regression]
     sampler = MultitaskBatchSampler(train_set, cfg.batch_size, seed=seed, group_factor=50 if cfg.group_by_length else 0)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=TaskCollator(tokenizer, regression))
-    accelerator = make_accelerator(cfg.train_settings(regression=bool(regression)))
+    accelerator = make_accelerator(cfg.train_settings(regression=bool(regression)), model)
     collates = {name: PadCollator(tokenizer, regression=name in regression) for name in tasks}
 
     def scores(current, split_sets: dict[str, tuple]) -> dict[str, dict[str, float]]:

@@ -417,7 +417,7 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     sampler = LengthGroupedBatchSampler(train_set.lengths, cfg.batch_size, seed=seed,
                                         group_factor=50 if cfg.group_by_length else 0)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
-    accelerator = make_accelerator(cfg.train_settings(regression=task.is_regression))
+    accelerator = make_accelerator(cfg.train_settings(regression=task.is_regression), model)
 
     def evaluate(current_model) -> dict[str, float]:
         logits = predict(current_model, selection_set, collate, cfg.eval_batch_size, accelerator, desc="select")

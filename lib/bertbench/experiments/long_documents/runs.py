@@ -23,11 +23,13 @@ is ``spearman``), and keeps no per-document predictions (that file's labels are 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ from torch.utils.checkpoint import checkpoint
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ... import dist
 from ... import metrics as M
 from ... import window_pooling as A
 from ...checkpoint import remove_training_state, start_or_skip
@@ -291,24 +294,31 @@ def encode_windows(model, batch: dict[str, torch.Tensor], max_windows: int) -> t
 
 @torch.no_grad()
 def predict_documents(model, dataset: DocumentWindows, collate: WindowCollator, cfg: LongDocConfig, rule: str,
-                      multilabel: bool, device, desc: str = "predict", regression: bool = False) -> np.ndarray:
+                      multilabel: bool, device, desc: str = "predict", regression: bool = False,
+                      autocast: Callable = contextlib.nullcontext) -> np.ndarray:
     """Document probabilities (N, K) in the dataset's order (regression: the predicted numbers, (N, 1)); batches of
-    documents sorted by length."""
+    documents sorted by length.
+
+    In a distributed launch each process predicts every ``world``-th batch and the rows are summed across processes:
+    every process returns all N, each document predicted once. ``autocast``: the accelerator's (bf16 on a GPU).
+    """
     was_training = model.training
     model.eval()
     order = sorted(range(len(dataset)), key=dataset.lengths.__getitem__)
     out = np.zeros((len(dataset), model.config.num_labels), dtype=np.float32)
-    for start in tqdm(range(0, len(order), cfg.eval_batch_size), desc=desc, leave=False, mininterval=2.0):
+    starts = range(0, len(order), cfg.eval_batch_size)[dist.rank()::dist.world_size()]
+    for start in tqdm(starts, desc=desc, leave=False, mininterval=2.0):
         indices = order[start:start + cfg.eval_batch_size]
         batch = collate([dataset[i] for i in indices])
         batch = {key: value.to(device) for key, value in batch.items() if key != "labels"}
-        logits = encode_windows(model, batch, cfg.max_windows_per_pass * 4)
+        with autocast():
+            logits = encode_windows(model, batch, cfg.max_windows_per_pass * 4).float()
         probs = (A.doc_values(logits, batch["doc_index"], len(indices), rule, cfg.custom_agg_c) if regression else
                  A.doc_probabilities(logits, batch["doc_index"], len(indices), rule, multilabel, cfg.custom_agg_c))
         out[indices] = probs.cpu().numpy()
     if was_training:
         model.train()
-    return out
+    return dist.sum_array(out, device)
 
 
 @dataclasses.dataclass
@@ -449,7 +459,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
 
     def evaluate(current) -> dict[str, float]:
         probs = predict_documents(current, datasets["val"], collate, cfg, rule, multilabel, accelerator.device,
-                                  desc="val", regression=regression)
+                                  desc="val", regression=regression, autocast=accelerator.autocast)
         values = M.document_metrics(probs, val_labels, docs.problem)
         values["score"] = values[select]
         return values
@@ -461,11 +471,14 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
     served_before = datasets["test"].tokens_served, datasets["test"].windows_served
     predict_started = time.perf_counter()
     test_probs = predict_documents(model, datasets["test"], collate, cfg, rule, multilabel, accelerator.device,
-                                   desc="test", regression=regression)
+                                   desc="test", regression=regression, autocast=accelerator.autocast)
     predict_s = time.perf_counter() - predict_started
     peak.stop()
-    test_tokens = (datasets["test"].tokens_served - served_before[0]) / len(datasets["test"])
-    test_windows = (datasets["test"].windows_served - served_before[1]) / len(datasets["test"])
+    # each process counted the windows it encoded: the sums are the run's
+    test_tokens, test_windows, train_tokens = dist.sum_across(
+        [datasets["test"].tokens_served - served_before[0], datasets["test"].windows_served - served_before[1],
+         train_set.tokens_served], accelerator.device)
+    test_tokens, test_windows = test_tokens / len(datasets["test"]), test_windows / len(datasets["test"])
     epochs_run = len(result.history)
     test_labels = np.asarray(datasets["test"].labels)
     test_metrics = M.document_metrics(test_probs, test_labels, docs.problem)
@@ -484,7 +497,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
                         ("test", best, f"{name}_ci_high", intervals[name][1])]
     entries += [
         ("test", best, "score", test_metrics[select]),
-        ("train", best, "encoder_tokens_per_doc", train_set.tokens_served / (len(train_set) * epochs_run)),
+        ("train", best, "encoder_tokens_per_doc", train_tokens / (len(train_set) * epochs_run)),
         ("test", best, "encoder_tokens_per_doc", test_tokens),
         ("test", best, "windows_per_doc", test_windows),
         ("train", best, "train_s", result.train_seconds),
@@ -542,7 +555,8 @@ def run_long_documents(cfg: LongDocConfig, results_path: str | Path, verbose: bo
     frames = []
     for dataset in cfg.datasets:
         dataset_cfg = cfg.for_dataset(dataset)
-        prepared = prepare_dataset(dataset_cfg, dataset)
+        with dist.main_process_first():  # the first use of a dataset saves its split: one process writes it
+            prepared = prepare_dataset(dataset_cfg, dataset)
         for run in dataset_cfg.runs:
             for seed in dataset_cfg.seeds:
                 for fold in range(len(prepared.splits)):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ... import dist
 from ...data.corpus import batched
 
 # name -> (layers, hidden); heads = hidden / 64 and feed-forward = 4 * hidden as in BERT
@@ -71,6 +72,19 @@ def mlm_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     if labels.numel() == 0:  # nothing masked in this batch (possible only for tiny batches)
         return logits.sum() * 0.0
     return F.cross_entropy(logits.float(), labels)
+
+
+class MaskedLMObjective(torch.nn.Module):
+    """An MLM model whose forward is the masked-LM loss of a batch (:func:`mlm_loss`): the module a training loop
+    hands to Accelerate, since DDP syncs gradients only through the forward of the module it wraps, and the loss
+    calls the encoder and its head separately (logits only at the masked positions)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return mlm_loss(self.model, batch)
 
 
 def train_flops_per_token(model, seq_len: int, mask_prob: float) -> float:
@@ -156,13 +170,14 @@ class Masker:
 
 @torch.no_grad()
 def evaluate_mlm(model, batches: list[dict[str, torch.Tensor]], device, autocast) -> dict[str, float]:
-    """Mean MLM loss and accuracy over fixed pre-masked batches (the same masks at every evaluation)."""
+    """Mean MLM loss and accuracy over fixed pre-masked batches (the same masks at every evaluation). In a
+    distributed launch each process scores every ``world``-th batch and the sums are added up."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     count = 0
-    for batch in batches:
+    for batch in batches[dist.rank()::dist.world_size()]:
         batch = {key: value.to(device) for key, value in batch.items()}
         with autocast():
             logits, labels = mlm_outputs(model, batch)
@@ -170,7 +185,8 @@ def evaluate_mlm(model, batches: list[dict[str, torch.Tensor]], device, autocast
         correct += (logits.argmax(-1) == labels).sum()
         count += labels.numel()
     model.train(was_training)
-    return {"loss": float(loss_sum) / max(1, count), "accuracy": float(correct) / max(1, count)}
+    loss_total, correct_total, count = dist.sum_across([loss_sum, correct, count], device)
+    return {"loss": loss_total / max(1, count), "accuracy": correct_total / max(1, count)}
 
 
 @torch.no_grad()
@@ -178,12 +194,12 @@ def pseudo_perplexity(model, blocks: torch.Tensor, masker: Masker, device, autoc
     """exp of the mean negative log-likelihood of each non-special token with only that token masked.
 
     Args:
-        blocks: (N, T) packed token ids.
+        blocks: (N, T) packed token ids (in a distributed launch each process scores every ``world``-th block).
     """
     was_training = model.training
     model.eval()
     nll, count = 0.0, 0
-    for block in blocks:
+    for block in blocks[dist.rank()::dist.world_size()]:
         positions = torch.nonzero(~torch.isin(block, masker.special_ids)).flatten()  # (P,)
         for chunk in positions.split(batch_size):
             inputs = block.repeat(len(chunk), 1)  # (n, T): row r has position chunk[r] masked
@@ -198,6 +214,7 @@ def pseudo_perplexity(model, blocks: torch.Tensor, masker: Masker, device, autoc
             nll -= float(log_probs.gather(1, block[chunk].to(device).unsqueeze(1)).sum())
             count += len(chunk)
     model.train(was_training)
+    nll, count = dist.sum_across([nll, count], device)
     return math.exp(nll / max(1, count))
 
 

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ... import dist
 from ...checkpoint import existing_folder, replace_folder
 from ...config import BaseConfig, check_choice, check_range, check_training_fields
 from ...data.corpus import open_corpus
@@ -47,10 +48,10 @@ from ..train_tokenizer import KINDS, TokenizerConfig, ensure_tokenizer
 from .mlm import (
     ARCHS,
     SIZES,
+    MaskedLMObjective,
     Masker,
     build_mlm_model,
     evaluate_mlm,
-    mlm_loss,
     pack,
     pseudo_perplexity,
     token_stream,
@@ -199,7 +200,9 @@ def save_checkpoint(folder: Path, model, tokenizer, optimizer, state: TrainState
                     "rng_mask": mask_generator.get_state()}, temporary / "trainer.pt")
         (temporary / "trainer_state.json").write_text(json.dumps(dataclasses.asdict(state)))
 
-    replace_folder(folder, write)
+    if is_main_process():  # in a distributed launch: the main process writes, the others wait for it
+        replace_folder(folder, write)
+    dist.barrier()
 
 
 def check_checkpoint_run(folder: Path, run_id: str) -> None:
@@ -261,12 +264,16 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
 
     check_writable(results_path)
     configure_threads(cfg.num_threads)
+    # made first: in a distributed launch it joins the process group the steps below wait on
+    accelerator = new_accelerator(cfg.mixed_precision)
+    device, world, rank = accelerator.device, dist.world_size(), dist.rank()
     run_id = cfg.run_id()
     run_dir = runs_dir() / "pretrain" / cfg.label
     checkpoint = run_dir / "checkpoint"
-    if not cfg.resume and run_dir.exists():
+    if not cfg.resume and run_dir.exists() and is_main_process():
         print(f"BB_RESUME=0: removing {run_dir}")
         shutil.rmtree(run_dir)
+    accelerator.wait_for_everyone()
     set_seed(cfg.seed)
 
     # the .old copy when a crash came in the middle of swapping in a new checkpoint
@@ -274,12 +281,15 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
     resuming = source is not None
     if resuming:
         check_checkpoint_run(source, run_id)
-    tokenizer = load_tokenizer(str(source)) if resuming else resolve_tokenizer(cfg)
+    with dist.main_process_first():  # one process trains a missing tokenizer / writes the token cache
+        tokenizer = load_tokenizer(str(source)) if resuming else resolve_tokenizer(cfg)
     masker = Masker.from_tokenizer(tokenizer, mask_prob=cfg.mask_prob, mask_replace=cfg.mask_replace,
                                    random_replace=cfg.random_replace)
     content_len = cfg.max_len - 2
     cache = runs_dir() / "cache" / "tokens"
-    stream = token_stream(open_corpus(cfg.corpus, cfg.max_docs), tokenizer, cache, desc="tokenise corpus")
+    with dist.main_process_first():
+        stream = token_stream(open_corpus(cfg.corpus, cfg.max_docs), tokenizer, cache, desc="tokenise corpus")
+        eval_stream = token_stream(open_corpus(cfg.eval_corpus), tokenizer, cache, desc="tokenise eval corpus")
     n_blocks = len(stream) // content_len
     heldout = min(cfg.heldout_blocks, n_blocks // 10)
     n_train = n_blocks - heldout - (1 if heldout else 0)  # one block gap: no document spans the boundary
@@ -287,7 +297,6 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
         raise ValueError(f"corpus {cfg.corpus!r} gives {n_train} training blocks of {content_len} tokens, fewer than "
                          f"batch_size {cfg.batch_size}")
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
-    eval_stream = token_stream(open_corpus(cfg.eval_corpus), tokenizer, cache, desc="tokenise eval corpus")
     n_eval = len(eval_stream) // content_len
     eval_blocks = pack(eval_stream, range(min(n_eval, cfg.eval_blocks or n_eval)), content_len, cls_id, sep_id)
     fixed = torch.Generator().manual_seed(1234)  # evaluation masks never change
@@ -300,15 +309,15 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
 
     model = build_mlm_model(cfg.arch, cfg.size, tokenizer, cfg.max_len, cfg.dropout)
     model.config.bertbench_label = cfg.label
-    accelerator = new_accelerator(cfg.mixed_precision)
-    device = accelerator.device
     mask_generator = torch.Generator().manual_seed(cfg.seed)
     state, trainer = TrainState(run_id), None
     if resuming:
         state, trainer = load_checkpoint(source, model)
         print(f"resuming {run_id} from step {state.step} ({state.train_seconds / 60:.1f} training minutes done)")
     optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    # what Accelerate wraps (DDP in a distributed launch) is the encoder with its loss as forward: DDP syncs
+    # gradients only through the forward of the module it wraps. ``model`` stays the bare encoder (same parameters)
+    trainee, optimizer = accelerator.prepare(MaskedLMObjective(model), optimizer)
     if trainer is not None:
         optimizer.load_state_dict(trainer["optimizer"])
         torch.set_rng_state(trainer["rng_cpu"])
@@ -316,7 +325,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
             torch.cuda.set_rng_state_all(trainer["rng_cuda"])
         mask_generator.set_state(trainer["rng_mask"])
 
-    flops_per_token = train_flops_per_token(accelerator.unwrap_model(model), cfg.max_len, cfg.mask_prob)
+    flops_per_token = train_flops_per_token(model, cfg.max_len, cfg.mask_prob)
     peak = next((value for key, value in PEAK_TFLOPS.items()
                  if device.type == "cuda" and key in torch.cuda.get_device_name(device)), None)
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.max_len
@@ -336,7 +345,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
         writer = SummaryWriter(str(run_dir / "tensorboard"))
 
     def evaluate_and_save(segment_tokens: int, segment_seconds: float, loss_sum: float, loss_steps: int) -> None:
-        unwrapped = accelerator.unwrap_model(model)
+        unwrapped = model
         step = state.step
         entries = []
         if loss_steps:
@@ -374,7 +383,8 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
                total=cfg.max_steps or None, initial=state.step)
     order = None
     while True:
-        elapsed = state.train_seconds + time.perf_counter() - segment_start
+        # every process takes the main one's clock: the budget ends and the learning rate moves for all alike
+        elapsed = dist.agreed(state.train_seconds + time.perf_counter() - segment_start)
         fraction = progress(cfg, state.step, elapsed)
         if fraction >= 1.0:
             break
@@ -389,10 +399,18 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
                     cfg.seed * 1_000_003 + state.epoch)).numpy()
             indices = order[state.position:state.position + cfg.batch_size]
             state.position += cfg.batch_size
+            # every process masks the whole global batch (the mask generator stays in step) and trains on its rows
             batch = masker(pack(stream, indices, content_len, cls_id, sep_id), mask_generator)
+            scale = 1.0 / cfg.grad_accum
+            if world > 1:
+                masked = int((batch["labels"] != -100).sum())
+                batch = {key: value[rank::world] for key, value in batch.items()}
+                # DDP averages the processes' gradients: weighting each process's mean by its share of the masked
+                # tokens makes that average the mean over the global batch, as one process computes it
+                scale *= world * int((batch["labels"] != -100).sum()) / max(1, masked)
             batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
             with accelerator.autocast():
-                loss = mlm_loss(model, batch) / cfg.grad_accum
+                loss = trainee(batch) * scale
             accelerator.backward(loss)
             loss_sum += loss.detach()
         if cfg.max_grad_norm > 0:
@@ -406,7 +424,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
         bar.update(1)
         if on_step is not None:
             on_step(state.step)
-        elapsed = state.train_seconds + time.perf_counter() - segment_start
+        elapsed = dist.agreed(state.train_seconds + time.perf_counter() - segment_start)
         due_eval = progress(cfg, state.step, elapsed) >= state.evals_done / cfg.eval_points
         due_checkpoint = cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0
         if due_eval or due_checkpoint:
@@ -418,6 +436,8 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
             state.cpu_seconds += time.process_time() - cpu_start
             if due_eval:
                 state.evals_done += 1
+            if world > 1:  # the mean over the processes: the global batch's loss, and the same number on each
+                loss_sum = accelerator.reduce(loss_sum, reduction="mean")
             eval_start = time.perf_counter()
             if due_eval:
                 segment_seconds, state.segment_seconds = state.segment_seconds + seconds, 0.0
@@ -428,12 +448,14 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
                 state.segment_loss, state.segment_steps = float(loss_sum), loss_steps
                 state.segment_tokens = segment_tokens
                 state.segment_seconds += seconds
-                save_checkpoint(checkpoint, accelerator.unwrap_model(model), tokenizer, optimizer, state,
+                save_checkpoint(checkpoint, model, tokenizer, optimizer, state,
                                 mask_generator)
             state.wall_seconds += time.perf_counter() - eval_start
             segment_start, cpu_start = time.perf_counter(), time.process_time()
     bar.close()
     if loss_steps:  # the budget ended between evaluation points
+        if world > 1:
+            loss_sum = accelerator.reduce(loss_sum, reduction="mean")
         seconds = time.perf_counter() - segment_start
         state.train_seconds += seconds
         state.wall_seconds += seconds
@@ -445,9 +467,11 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
     if writer is not None:
         writer.close()
     model_dir = run_dir / "model"
-    unwrapped = accelerator.unwrap_model(model)
-    unwrapped.save_pretrained(model_dir, safe_serialization=True)
-    tokenizer.save_pretrained(model_dir)
+    unwrapped = model
+    if is_main_process():
+        unwrapped.save_pretrained(model_dir, safe_serialization=True)
+        tokenizer.save_pretrained(model_dir)
+    accelerator.wait_for_everyone()
     print(f"saved {model_dir} after {state.step} steps, {state.tokens_seen / 1e6:.1f} M tokens, "
           f"{state.train_seconds / 60:.1f} training minutes")
     return PretrainResult(model_dir, _history(state.entries), state)
