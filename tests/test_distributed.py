@@ -47,8 +47,8 @@ def _same_rows(one: pd.DataFrame, two: pd.DataFrame) -> pd.DataFrame:
     checking that the 2-process run wrote one set of rows and says it ran on 2 processes."""
     key = ["run_id", "task", "split", "step", "metric"]  # a multitask run has rows per task
     assert not two.duplicated(key).any() and len(two) == len(one)  # one set of rows, written once
-    assert all(device.endswith("x2 processes") for device in two["device"])
-    assert not any(device.endswith("processes") for device in one["device"])
+    assert all("x2 processes" in device for device in two["device"])
+    assert not any("processes" in device for device in one["device"])
     merged = one.merge(two, on=key, suffixes=("_one", "_two"))
     assert len(merged) == len(one)
     return merged[~merged["metric"].map(varies_by_machine)]  # times, speeds, memory: the machine's

@@ -74,9 +74,14 @@ class ConfigOverrideWarning(UserWarning):
     """A ``BB_*`` variable replaced a value set in the notebook's parameters cell."""
 
 
+# ``BB_*`` variables read where they act, for every notebook alike, not config fields: how to run, never part of a
+# run id (the attention kernel, ``models.attention_setting``, is named in the results' device column instead)
+PROCESS_ENV_VARS = ("BB_ATTENTION",)
+
+
 def known_env_names() -> set[str]:
     """Every ``BB_*`` name some bertbench config accepts: a variable set for one notebook is no error in another."""
-    names, stack = set(PATH_ENV_VARS), [BaseConfig]
+    names, stack = set(PATH_ENV_VARS) | set(PROCESS_ENV_VARS), [BaseConfig]
     while stack:
         config = stack.pop()
         names.update(config.env_names())

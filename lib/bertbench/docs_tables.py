@@ -312,6 +312,15 @@ NOTEBOOKS = {
 }
 
 
+def _glue_command(model: str, config: str) -> str:
+    """The make target that writes a notebook-03 row of this model and config: the packaged MiniLM's 2,000-example
+    runs, its reference protocol (a learning-rate grid), or the same two on the checkpoint of ``make pretrain``."""
+    reference = bool(json.loads(config).get("lr_grid"))
+    if model == "minilm":
+        return "make glue-reference" if reference else "make glue-cpu-3seeds"
+    return "make glue-reference-pretrained" if reference else "make glue-pretrained"
+
+
 def notebooks_markdown(folder: Path) -> str:
     """README's table of notebooks: what each does, the command, the committed runs' time and headline result."""
     lines = ["| notebook | what it does | command | committed runs' time | headline committed result |",
@@ -321,10 +330,19 @@ def notebooks_markdown(folder: Path) -> str:
             lines.append(f"| [{name}](docs/{name}.md) | {what} | `{command}` | – | not run yet |")
             continue
         frame = load_results(folder / f"{name}.csv")
-        runs = frame.drop_duplicates("run_id")
-        seconds = runs["wall_s"].astype(float).sum()
-        time = f"{_minutes(seconds)} ({len(runs)} run{'s' * (len(runs) != 1)})" if seconds else "seconds"
-        lines.append(f"| [{name}](docs/{name}.md) | {what} | `{command}` | {time} | {_headline(name, frame, folder)} |")
+        # one time per command that made rows: notebook 03's studies come from different make targets
+        by_command = frame.assign(_command=[_glue_command(model, config) for model, config in
+                                            zip(frame["model"], frame["config"], strict=True)]) \
+            if name == "03_glue_finetune" else frame.assign(_command=command)
+        commands, times = [], []
+        for each, rows in by_command.groupby("_command", sort=False):
+            runs = rows.drop_duplicates("run_id")
+            seconds = runs["wall_s"].astype(float).sum()
+            commands.append(f"`{each}`")
+            time = f"{_minutes(seconds)} ({len(runs)} run{'s' * (len(runs) != 1)})" if seconds else "seconds"
+            times.append(time + (f" `{each}`" if by_command["_command"].nunique() > 1 else ""))
+        lines.append(f"| [{name}](docs/{name}.md) | {what} | {', '.join(commands)} | {'; '.join(times)} | "
+                     f"{_headline(name, frame, folder)} |")
     lines += ["", "Times are the sums of the committed rows' `wall_s` on the 2-core CPU machine (preset `cpu`); "
                   "headlines are computed from `outputs/` by `python -m bertbench.docs_tables`."]
     return "\n".join(lines)

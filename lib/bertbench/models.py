@@ -306,6 +306,63 @@ def configure_threads(num_threads: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# --------------------------------------------------------------------------------------------------- attention
+# BB_ATTENTION: which attention kernel the models run. "auto" takes PyTorch's scaled_dot_product_attention ("sdpa")
+# where the architecture supports it, else the plain ("eager") one. SDPA picks its own backend per call (on a GPU its
+# flash or memory-efficient kernels, on CPU a fused C++ one). "flash_attention_2" (the flash-attn package, fp16/bf16
+# on a GPU) and "flex_attention" are transformers' other kernels: taken only when named, since neither can run here
+# to be checked.
+ATTENTION_KERNELS = ("auto", "sdpa", "eager", "flash_attention_2", "flex_attention")
+
+
+def attention_setting() -> str:
+    """``BB_ATTENTION`` (default ``auto``), checked against :data:`ATTENTION_KERNELS`."""
+    value = os.environ.get("BB_ATTENTION", "").strip() or "auto"
+    if value not in ATTENTION_KERNELS:
+        raise ValueError(f"BB_ATTENTION={value!r}: choose one of {', '.join(ATTENTION_KERNELS)}")
+    return value
+
+
+def _transformers_models(model) -> list:
+    """The outermost transformers models in ``model`` (itself, or the encoder inside one of bertbench's heads)."""
+    from transformers import PreTrainedModel
+
+    if isinstance(model, PreTrainedModel):
+        return [model]
+    found = []
+    for module in model.children():
+        found += _transformers_models(module)
+    return found
+
+
+def set_attention(model, setting: str | None = None) -> str:
+    """Give ``model`` the attention kernel of ``setting`` (default :func:`attention_setting`) and return the one it
+    now runs (for the results' ``device`` column). ``auto``: SDPA, else eager where the architecture has no SDPA
+    path; a kernel named explicitly that the model or the installed packages cannot run is refused, naming it."""
+    setting = setting or attention_setting()
+    targets = _transformers_models(model)
+    if not targets:
+        return ""
+    choices = ("sdpa", "eager") if setting == "auto" else (setting,)
+    for choice in choices:
+        try:
+            for target in targets:
+                if getattr(target.config, "_attn_implementation", None) != choice:
+                    target.set_attn_implementation(choice)
+            return choice
+        except (ValueError, ImportError) as error:
+            if setting != "auto":
+                raise ValueError(f"BB_ATTENTION={setting}: {type(targets[0]).__name__} cannot run it here ({error}); "
+                                 "BB_ATTENTION=auto takes the fastest one it can") from None
+    return attention_of(model)
+
+
+def attention_of(model) -> str:
+    """The attention kernel ``model`` runs (transformers' ``_attn_implementation``; empty if it has none)."""
+    targets = _transformers_models(model)
+    return str(getattr(targets[0].config, "_attn_implementation", "") or "") if targets else ""
+
+
 # --------------------------------------------------------------------------------------------------- provenance
 def model_provenance(name: str) -> str:
     """What checkpoint ``name`` is before a run trains it, read from its own files (never from its name), for the

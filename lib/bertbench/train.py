@@ -35,6 +35,7 @@ from .checkpoint import (
     save_training_state,
 )
 from .encoding import SortedBatchSampler
+from .models import set_attention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,16 +135,18 @@ def leaves_parameters_unused(model) -> bool:
     return type(model).__module__.startswith("bertbench.")
 
 
-def device_description(device: torch.device, precision: str = "no") -> str:
+def device_description(device: torch.device, precision: str = "no", attention: str = "") -> str:
     """The hardware a result came from, for the results' ``device`` column, with the autocast precision when one
-    was used (``"cpu:x86_64 x2 threads, bf16"``)."""
+    was used and the attention kernel the model ran (``"cpu:x86_64 x2 threads, bf16, sdpa attention"``)."""
     if device.type == "cuda":
         name = f"cuda:{torch.cuda.get_device_name(device)}"
     else:
         name = f"cpu:{platform.machine()} x{torch.get_num_threads()} threads"
     if dist.world_size() > 1:
         name = f"{name} x{dist.world_size()} processes"
-    return name if precision in ("no", "", None) else f"{name}, {precision}"
+    if precision not in ("no", "", None):
+        name = f"{name}, {precision}"
+    return f"{name}, {attention} attention" if attention else name
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -270,6 +273,7 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
         (model, FitResult)
     """
     accelerator = accelerator or make_accelerator(settings, model)
+    set_attention(model)  # BB_ATTENTION (auto: SDPA where the model has it)
     checkpoint_dir = Path(checkpoint_dir)
     resume_dir = Path(resume_dir) if resume_dir is not None else None
     state, trainer = LoopState(fingerprint), None

@@ -53,6 +53,11 @@ def test_a_run_writes_one_prediction_per_dev_example(tiny_runs):
             assert set(run["prediction"].astype(int)) <= set(range(task.num_labels))
 
 
+def test_each_row_names_the_attention_kernel_the_run_took(tiny_runs):
+    _, frame = tiny_runs
+    assert frame["device"].str.endswith(", sdpa attention").all()  # BB_ATTENTION=auto: SDPA, which BERT has
+
+
 def test_metrics_recomputed_from_the_file_equal_the_runs_dev_rows(tiny_runs):
     folder, _ = tiny_runs
     recomputed = bb.prediction_metrics(read_predictions(bb.predictions_path(folder / "out.csv")))

@@ -42,7 +42,7 @@ from ..heads import (
     TwoInputModel,
     load_encoder,
 )
-from ..models import configure_threads, self_check
+from ..models import attention_of, configure_threads, self_check
 from ..paths import runs_dir
 from ..results import check_writable, write_results
 from ..train import fit, make_accelerator, predict
@@ -241,7 +241,7 @@ def run_multitask(cfg: HeadsConfig, tasks: tuple[str, ...], seed: int, results_p
         entries += [("dev", result.best_epoch, key, value) for key, value in dev[name].items()]
         entries.append(("train", result.best_epoch, "examples_per_s", result.examples_seen / result.train_seconds))
         entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
-        outcome = Outcome(result, entries, dev[name]["score"], accelerator)
+        outcome = Outcome(result, entries, dev[name]["score"], accelerator, attention=attention_of(model))
         rows = run_rows(cfg.for_task(name), get_task(name), seed, run_id, NOTEBOOK, variant, "new", outcome,
                         len(prepared[name][1].train), started)
         frames.append(pd.DataFrame(rows))

@@ -32,6 +32,7 @@ from ...encoding import EncodedDataset, LengthGroupedBatchSampler, PadCollator, 
 from ...heads import POOLINGS, SequenceClassifier, load_encoder
 from ...memory import PeakMemory
 from ...models import (
+    attention_of,
     build_classifier,
     configure_threads,
     intermediate_task,
@@ -405,6 +406,7 @@ class Outcome:
     dev_score: float
     accelerator: object
     eval_logits: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # split -> (N, K)
+    attention: str = ""  # the attention kernel the model ran (models.set_attention)
 
 
 def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selection_set, eval_sets: dict, collate,
@@ -456,7 +458,7 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     entries.append(("train", result.best_epoch, "tokens_per_s", tokens / result.train_seconds))
     entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
-    return model, Outcome(result, entries, dev_score, accelerator, eval_logits)
+    return model, Outcome(result, entries, dev_score, accelerator, eval_logits, attention_of(model))
 
 
 def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: str, variant: str, head_init: str,
@@ -466,7 +468,8 @@ def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: 
         "run_id": run_id, "notebook": notebook, "preset": cfg.preset, "model": model_label(cfg.model),
         "task": task.name, "variant": variant, "seed": seed, "init": init_label(cfg), "head_init": head_init,
         "selection": SELECTION_LABELS[cfg.selection], "max_len": cfg.max_len, "train_examples": train_examples,
-        "device": device_description(outcome.accelerator.device, outcome.accelerator.mixed_precision),
+        "device": device_description(outcome.accelerator.device, outcome.accelerator.mixed_precision,
+                                     outcome.attention),
         "wall_s": run_seconds(started, outcome.result), "config": cfg.to_json(),
     }
     return make_rows(common, outcome.entries)

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from ...checkpoint import remove_training_state, replace_folder, start_or_skip
 from ...data import squad
 from ...encoding import LengthGroupedBatchSampler, PadCollator
-from ...models import check_safe_weights, check_vocabulary, configure_threads, resolve_model, self_check
+from ...models import attention_of, check_safe_weights, check_vocabulary, configure_threads, resolve_model, self_check
 from ...paths import runs_dir
 from ...results import make_rows, write_results
 from ...train import TrainSettings, device_description, fit, make_accelerator, run_seconds
@@ -150,7 +150,7 @@ def finetune_squad(cfg, source: str, tokenizer, examples: list[squad.QAExample],
     common = {"run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
               "task": TASK, "seed": cfg.seed, "variant": "qa_finetune", "init": init, "head_init": "new",
               "selection": "every_epoch", "max_len": cfg.squad_max_len, "train_examples": len(examples),
-              "device": device_description(accelerator.device, accelerator.mixed_precision),
+              "device": device_description(accelerator.device, accelerator.mixed_precision, attention_of(model)),
               "wall_s": run_seconds(started, result), "config": cfg.to_json()}
     write_results(make_rows(common, entries), results_path)
     shutil.rmtree(run_dir / "last", ignore_errors=True)  # the last epoch's weights are also in epoch<N>/

@@ -64,7 +64,15 @@ from ...data.examples import DataError
 from ...data.user_data import portable_source
 from ...dist import is_main_process
 from ...memory import PeakMemory
-from ...models import build_classifier, configure_threads, is_random, load_tokenizer, model_provenance, self_check
+from ...models import (
+    attention_of,
+    build_classifier,
+    configure_threads,
+    is_random,
+    load_tokenizer,
+    model_provenance,
+    self_check,
+)
 from ...paths import portable_path, runs_dir
 from ...results import DOCUMENT_PREDICTIONS, check_writable, make_rows, write_predictions, write_results
 from ...train import TrainSettings, device_description, fit, make_accelerator, run_seconds
@@ -510,7 +518,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         "variant": run + (f" fold{fold + 1}/{cfg.cv_folds}" if cfg.cv_folds else ""), "seed": seed,
         "init": model_provenance(cfg.model), "head_init": head_init,
         "selection": "best_epoch_on_val_split", "max_len": cfg.max_len, "train_examples": len(train_set),
-        "device": device_description(accelerator.device, accelerator.mixed_precision),
+        "device": device_description(accelerator.device, accelerator.mixed_precision, attention_of(model)),
         "wall_s": run_seconds(started, result),  # over every process of a resumed run
         "config": json.dumps({**cfg.recorded(), "split_file": prepared.split_file, "fold": fold_arg},
                              sort_keys=True),

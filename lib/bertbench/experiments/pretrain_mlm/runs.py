@@ -40,7 +40,7 @@ from ...checkpoint import existing_folder, replace_folder
 from ...config import BaseConfig, check_choice, check_range, check_training_fields
 from ...data.corpus import open_corpus
 from ...dist import is_main_process
-from ...models import check_safe_weights, configure_threads, load_tokenizer
+from ...models import check_safe_weights, configure_threads, load_tokenizer, set_attention
 from ...paths import runs_dir
 from ...results import check_writable, make_rows, write_results
 from ...train import build_optimizer, device_description, new_accelerator
@@ -309,6 +309,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
 
     model = build_mlm_model(cfg.arch, cfg.size, tokenizer, cfg.max_len, cfg.dropout)
     model.config.bertbench_label = cfg.label
+    attention = set_attention(model)  # BB_ATTENTION (auto: SDPA)
     mask_generator = torch.Generator().manual_seed(cfg.seed)
     state, trainer = TrainState(run_id), None
     if resuming:
@@ -332,7 +333,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
     common = {"run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": cfg.label, "task": "mlm",
               "seed": cfg.seed, "init": "random", "head_init": "mlm", "selection": "last_step",
               "max_len": cfg.max_len, "train_examples": n_train,
-              "device": device_description(device, accelerator.mixed_precision),
+              "device": device_description(device, accelerator.mixed_precision, attention),
               "config": cfg.to_json()}
     print(f"{run_id}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, {n_train} training blocks "
           f"of {cfg.max_len} tokens ({n_train * cfg.max_len / 1e6:.1f} M tokens), {heldout} held out; "
