@@ -33,9 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# dense (no sparsity) bf16 tensor-core peak in TFLOP/s, from NVIDIA's data sheets (H100: 989 SXM, 756 PCIe; H200 SXM:
-# 989; A100: 312), matched on the device name in this order; MFU is left empty on any other device
-PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "A100": 312.0}
+# dense (no sparsity) bf16 tensor-core peaks from NVIDIA's data sheets: bertbench's one table (train.PEAK_BF16_TFLOPS);
+# MFU is left empty on any device it does not name
 # step -> (notebook, settings on the GPU, settings of the dry run, share of the time budget)
 STEPS = {
     "pretrain": ("02_pretrain_mlm", {"BB_PRESET": "gpu", "BB_TOKENIZER": "minilm", "BB_EVAL_POINTS": "2"},
@@ -56,8 +55,10 @@ SPEED = ("tokens_per_s", "tflops", "examples_per_s", "peak_gpu_mb", "peak_rss_ri
 
 
 def peak_tflops(device: str) -> float | None:
-    """The device's dense bf16 peak from :data:`PEAK_BF16_TFLOPS` (matched on the name), or None."""
-    return next((peak for name, peak in PEAK_BF16_TFLOPS.items() if name in device), None)
+    """The device's dense bf16 peak (``bertbench.train.peak_tflops``, matched on the name), or None."""
+    from bertbench.train import peak_tflops as table_peak
+
+    return table_peak(device)
 
 
 def summarise(notebook: str, results: Path) -> dict:

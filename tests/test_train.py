@@ -304,3 +304,18 @@ def test_shards_cover_each_global_batch_once_and_weigh_an_uneven_split_by_its_si
     shard_means = [values[parts[rank][1]].mean() * weights[rank][1] for rank in (0, 1)]
     assert np.mean(shard_means) == pytest.approx(values[16:27].mean())
     assert shard_weights(batches, 0, 1) == [1.0, 1.0, 1.0]
+
+
+def test_mfu_peaks_match_the_most_specific_device_name_and_flops_count_the_encoder(bert_tokenizer):
+    from bertbench.heads import SequenceClassifier, load_encoder
+    from bertbench.train import encoder_train_flops_per_token, peak_tflops
+
+    assert peak_tflops("NVIDIA H100 PCIe") == 756.0 and peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0 and peak_tflops("NVIDIA L40S") == 362.0
+    assert peak_tflops("cpu:x86_64 x2 threads") is None
+    model, _ = build_classifier("random-bert-2x64", bert_tokenizer, ("neg", "pos"))
+    # 2 layers of 64 wide (intermediate 256): q, k, v, o 4 x 64 x 64, ffn 2 x 64 x 256 -> 49,152 weights per layer
+    assert encoder_train_flops_per_token(model, 10.0) == 6.0 * 2 * 49_152 + 12.0 * 2 * 64 * 10.0
+    encoder = load_encoder("random-bert-2x64", bert_tokenizer, 64)
+    own = SequenceClassifier(encoder, 2, "single_label_classification", pooling="mean", dropout=0.0)
+    assert encoder_train_flops_per_token(own, 10.0) == encoder_train_flops_per_token(model, 10.0)

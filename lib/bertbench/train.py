@@ -149,6 +149,37 @@ def device_description(device: torch.device, precision: str = "no", attention: s
     return f"{name}, {attention} attention" if attention else name
 
 
+# Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from NVIDIA's data sheets (V100: fp16, it has no bf16),
+# matched on the CUDA device name in this order (``H100 PCIe`` before ``H100``): the denominator of model FLOPs
+# utilisation. Any other device (every CPU) has none, and its rows no MFU.
+PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0,
+                    "A10": 125.0, "RTX 4090": 165.0, "V100": 125.0}
+
+
+def peak_tflops(device_name: str) -> float | None:
+    """The data-sheet peak of the device called ``device_name`` (:data:`PEAK_BF16_TFLOPS`), or None."""
+    return next((peak for name, peak in PEAK_BF16_TFLOPS.items() if name in device_name), None)
+
+
+def device_peak_tflops(device: torch.device) -> float | None:
+    """:func:`peak_tflops` of a torch device (None on CPU)."""
+    return peak_tflops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+
+
+def encoder_train_flops_per_token(model, seq_len: float) -> float:
+    """Training FLOPs per token of the transformer encoder inside ``model``: 6 x its weights outside the embedding
+    tables (forward + backward) plus attention's 12 x layers x hidden x sequence length (PaLM's appendix B count); a
+    classification head's few weights are left out."""
+    from .models import _transformers_models
+
+    found = _transformers_models(model)
+    base = getattr(found[0], "base_model", found[0]) if found else model
+    encoder = getattr(base, "encoder", base)
+    config = base.config
+    weights = sum(p.numel() for p in encoder.parameters() if p.ndim == 2)
+    return 6.0 * weights + 12.0 * config.num_hidden_layers * config.hidden_size * seq_len
+
+
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW without decay on biases and LayerNorm weights; the fused kernel (CPU and CUDA) when torch has it."""
     decay, no_decay = [], []

@@ -44,7 +44,16 @@ from ...models import (
 )
 from ...paths import data_dir, portable_path, runs_dir
 from ...results import GLUE_PREDICTIONS, check_writable, make_rows, write_results
-from ...train import TrainSettings, device_description, fit, make_accelerator, predict, run_seconds
+from ...train import (
+    TrainSettings,
+    device_description,
+    device_peak_tflops,
+    encoder_train_flops_per_token,
+    fit,
+    make_accelerator,
+    predict,
+    run_seconds,
+)
 from .predictions import PREDICTION_EXACT, prediction_frame
 from .summary import selection_score
 
@@ -456,6 +465,11 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     tokens = float(np.sum(train_set.lengths)) * len(result.history)
     entries.append(("train", result.best_epoch, "train_tokens", tokens))
     entries.append(("train", result.best_epoch, "tokens_per_s", tokens / result.train_seconds))
+    # model FLOPs per second, and their share of the device's data-sheet peak where it has one (GPUs; MFU)
+    per_token = encoder_train_flops_per_token(model, float(np.mean(train_set.lengths)))
+    entries.append(("train", result.best_epoch, "tflops", tokens / result.train_seconds * per_token / 1e12))
+    if (peak := device_peak_tflops(accelerator.device)) is not None:
+        entries.append(("train", result.best_epoch, "mfu", tokens / result.train_seconds * per_token / (peak * 1e12)))
     entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
     return model, Outcome(result, entries, dev_score, accelerator, eval_logits, attention_of(model))

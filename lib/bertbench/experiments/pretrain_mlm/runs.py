@@ -43,7 +43,7 @@ from ...dist import is_main_process
 from ...models import check_safe_weights, configure_threads, load_tokenizer, set_attention
 from ...paths import runs_dir
 from ...results import check_writable, make_rows, write_results
-from ...train import build_optimizer, device_description, new_accelerator
+from ...train import PEAK_BF16_TFLOPS, build_optimizer, device_description, device_peak_tflops, new_accelerator
 from ..train_tokenizer import KINDS, TokenizerConfig, ensure_tokenizer
 from .mlm import (
     ARCHS,
@@ -60,8 +60,7 @@ from .mlm import (
 
 NOTEBOOK = "02_pretrain_mlm"
 # dense bf16 tensor-core peak in TFLOP/s from NVIDIA's data sheets, for model FLOPs utilisation
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0,
-               "RTX 4090": 165.0, "V100": 125.0}
+PEAK_TFLOPS = PEAK_BF16_TFLOPS  # the one table (train.py), kept under its old name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,8 +326,7 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
         mask_generator.set_state(trainer["rng_mask"])
 
     flops_per_token = train_flops_per_token(model, cfg.max_len, cfg.mask_prob)
-    peak = next((value for key, value in PEAK_TFLOPS.items()
-                 if device.type == "cuda" and key in torch.cuda.get_device_name(device)), None)
+    peak = device_peak_tflops(device)
     tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.max_len
     common = {"run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": cfg.label, "task": "mlm",
               "seed": cfg.seed, "init": "random", "head_init": "mlm", "selection": "last_step",
