@@ -135,9 +135,10 @@ def leaves_parameters_unused(model) -> bool:
     return type(model).__module__.startswith("bertbench.")
 
 
-def device_description(device: torch.device, precision: str = "no", attention: str = "") -> str:
+def device_description(device: torch.device, precision: str = "no", attention: str = "", packed: bool = False) -> str:
     """The hardware a result came from, for the results' ``device`` column, with the autocast precision when one
-    was used and the attention kernel the model ran (``"cpu:x86_64 x2 threads, bf16, sdpa attention"``)."""
+    was used, the attention kernel the model ran and whether it trained on packed batches
+    (``"cuda:NVIDIA H100 80GB HBM3, bf16, flash_attention_2 attention, packed batches"``)."""
     if device.type == "cuda":
         name = f"cuda:{torch.cuda.get_device_name(device)}"
     else:
@@ -146,7 +147,9 @@ def device_description(device: torch.device, precision: str = "no", attention: s
         name = f"{name} x{dist.world_size()} processes"
     if precision not in ("no", "", None):
         name = f"{name}, {precision}"
-    return f"{name}, {attention} attention" if attention else name
+    if attention:
+        name = f"{name}, {attention} attention"
+    return f"{name}, packed batches" if packed else name
 
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from NVIDIA's data sheets (V100: fp16, it has no bf16),
@@ -276,7 +279,8 @@ class _Checkpointing:
 def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, float]] | None, select_metric: str,
         settings: TrainSettings, checkpoint_dir: str | Path, accelerator=None, *, higher_is_better: bool = True,
         loss_fn: Callable = _default_loss, save_extra: Callable[[Path], None] | None = None, desc: str = "train",
-        resume_dir: str | Path | None = None, fingerprint: str = "", started: float | None = None):
+        resume_dir: str | Path | None = None, fingerprint: str = "", started: float | None = None,
+        objective: torch.nn.Module | None = None):
     """Train ``model`` and return it with the best (or last) epoch's weights reloaded from disk.
 
     Args:
@@ -291,6 +295,9 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
             ``settings.checkpoint_every`` steps / ``settings.checkpoint_minutes``; if one of ``fingerprint`` is
             there, training continues from it and ends as an uninterrupted run would (the caller removes it once
             the run's results are written: :func:`bertbench.checkpoint.remove_training_state`).
+        objective: a module holding ``model`` whose forward is the loss of a batch, trained in its place (what
+            Accelerate wraps, so DDP syncs through it): a loss that calls the model's parts one by one, as the
+            packed path does (``packing.PackedObjective``). ``loss_fn`` is then not used.
         started: the caller's ``time.perf_counter()`` when its run began (default: now). Each resume checkpoint
             keeps the run's wall time since then plus that of earlier processes; a resumed fit returns it as
             ``FitResult.earlier_seconds``, so a resumed run reports its total time, not its last process's.
@@ -325,7 +332,10 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
         else max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
     # The loader is not handed to Accelerate: its batches are split here (shard_batches), so a batch means the same
     # global batch on any number of processes, none is dropped and none is padded with repeats of other batches.
-    model, optimizer = accelerator.prepare(model, optimizer)
+    inner = model  # the bare model (what is saved, evaluated and returned); ``model`` below is what trains
+    model, optimizer = accelerator.prepare(objective if objective is not None else model, optimizer)
+    if objective is not None:
+        loss_fn = _objective_loss
     dataset = train_loader.dataset
     if trainer is not None:
         optimizer.load_state_dict(trainer["optimizer"])
@@ -345,7 +355,7 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
 
     def save_state() -> None:
         state.wall_seconds = earlier_seconds + time.perf_counter() - run_started
-        save_training_state(resume_dir, accelerator.unwrap_model(model), state, {
+        save_training_state(resume_dir, inner, state, {
             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
             "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else {},
             "dataset": dataset.state_dict() if hasattr(dataset, "state_dict") else {}})
@@ -402,7 +412,7 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
             loss_sum += loss
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), n_batches, first_bad)
             n_batches += 1
-            state.examples_seen += batch["input_ids"].shape[0] * world
+            state.examples_seen += batch.get("num_examples", batch["input_ids"].shape[0]) * world
             if n_batches % settings.log_every == 0:  # the only host-device sync in the loop
                 _check_finite(first_bad, desc, epoch, state, resume_dir, checkpoint_dir)
                 bar.set_postfix(loss=f"{float(loss_sum) / n_batches:.4f}", lr=f"{schedule.get_last_lr()[0]:.2e}")
@@ -424,7 +434,7 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
         record = {"epoch": epoch, "train_loss": float(loss_sum) / max(1, n_batches), "lr": schedule.get_last_lr()[0]}
         if evaluate is not None:
             model.eval()
-            record.update(evaluate(accelerator.unwrap_model(model)))
+            record.update(evaluate(inner))
             model.train()
         state.history.append(record)
         tqdm.write(f"{desc} epoch {epoch + 1}/{settings.epochs}: "
@@ -451,7 +461,7 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
             state.stopped_early = bool(not significant and settings.patience
                                        and state.bad_epochs >= settings.patience)
             accelerator.wait_for_everyone()
-            replace_folder(checkpoint_dir, functools.partial(_save_best, accelerator.unwrap_model(model),
+            replace_folder(checkpoint_dir, functools.partial(_save_best, inner,
                                                              save_extra=save_extra))
             accelerator.wait_for_everyone()
         else:
@@ -464,7 +474,7 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
     if writer is not None:
         writer.close()
 
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = inner
     reloaded = type(unwrapped).from_pretrained(checkpoint_dir, use_safetensors=True)
     unwrapped.load_state_dict(reloaded.state_dict())
     del reloaded
@@ -472,6 +482,10 @@ def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, flo
     return unwrapped, FitResult(state.history, state.best_epoch, state.best_value, checkpoint_dir,
                                 state.train_seconds, state.examples_seen, state.stopped_early,
                                 time.perf_counter() - fit_started, earlier_seconds)
+
+
+def _objective_loss(objective, batch):
+    return objective(batch)
 
 
 def run_seconds(started: float, result: FitResult) -> float:

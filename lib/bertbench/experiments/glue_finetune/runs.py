@@ -41,7 +41,9 @@ from ...models import (
     model_provenance,
     resolve_model,
     self_check,
+    set_attention,
 )
+from ...packing import PackedCollator, PackedObjective, use_packing
 from ...paths import data_dir, portable_path, runs_dir
 from ...results import GLUE_PREDICTIONS, check_writable, make_rows, write_results
 from ...train import (
@@ -416,6 +418,7 @@ class Outcome:
     accelerator: object
     eval_logits: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # split -> (N, K)
     attention: str = ""  # the attention kernel the model ran (models.set_attention)
+    packed: bool = False  # trained on packed batches (packing.use_packing)
 
 
 def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selection_set, eval_sets: dict, collate,
@@ -427,7 +430,10 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     ``run_id``: keep a resume checkpoint under ``run_dir/resume`` (continued if there); ``started``: as for fit."""
     sampler = LengthGroupedBatchSampler(train_set.lengths, cfg.batch_size, seed=seed,
                                         group_factor=50 if cfg.group_by_length else 0)
-    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate)
+    set_attention(model)  # BB_ATTENTION; the kernel decides whether packing pays (BB_PACKING=auto)
+    packed = use_packing(model)
+    loader = DataLoader(train_set, batch_sampler=sampler,
+                        collate_fn=PackedCollator(regression=task.is_regression) if packed else collate)
     accelerator = make_accelerator(cfg.train_settings(regression=task.is_regression), model)
 
     def evaluate(current_model) -> dict[str, float]:
@@ -440,7 +446,7 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
         cfg.train_settings(tensorboard_dir, regression=task.is_regression),
         run_dir / "best", accelerator, higher_is_better=cfg.select_metric != "loss",
         save_extra=tokenizer.save_pretrained, desc=desc, resume_dir=run_dir / "resume" if run_id else None,
-        fingerprint=run_id, started=started)
+        fingerprint=run_id, started=started, objective=PackedObjective(model) if packed else None)
 
     # Report on the labelled evaluation splits with the reloaded best (or last) weights.
     entries: list[tuple[str, int, str, float]] = []
@@ -472,7 +478,7 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
         entries.append(("train", result.best_epoch, "mfu", tokens / result.train_seconds * per_token / (peak * 1e12)))
     entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
-    return model, Outcome(result, entries, dev_score, accelerator, eval_logits, attention_of(model))
+    return model, Outcome(result, entries, dev_score, accelerator, eval_logits, attention_of(model), packed)
 
 
 def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: str, variant: str, head_init: str,
@@ -483,7 +489,7 @@ def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: 
         "task": task.name, "variant": variant, "seed": seed, "init": init_label(cfg), "head_init": head_init,
         "selection": SELECTION_LABELS[cfg.selection], "max_len": cfg.max_len, "train_examples": train_examples,
         "device": device_description(outcome.accelerator.device, outcome.accelerator.mixed_precision,
-                                     outcome.attention),
+                                     outcome.attention, outcome.packed),
         "wall_s": run_seconds(started, outcome.result), "config": cfg.to_json(),
     }
     return make_rows(common, outcome.entries)
