@@ -462,3 +462,13 @@ def test_notebook_05_probes_the_checkpoint_after_each_qa_fine_tuning_epoch(tmp_p
     monkeypatch.setattr(squad_finetune, "fit", lambda *a, **k: pytest.fail("fine-tuned again"))
     again = bb.run_probes(bb.ProbeConfig.from_env(), tmp_path / "outputs" / "05_layer_probes.csv", verbose=False)
     assert len(again) == len(frame)
+
+
+def test_under_a_launcher_the_probes_refuse_before_any_work_naming_how_to_run_them(tmp_path, monkeypatch):
+    import bertbench as bb
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets in every process before any code runs
+    cfg = bb.ProbeConfig.from_env(preset="tiny", environ={})
+    with pytest.raises(RuntimeError, match=r"run as one process.*python notebooks/05_layer_probes.py"):
+        bb.run_probes(cfg, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ... import dist
 from ... import metrics as M
 from ...checkpoint import existing_folder, remove_training_state, replace_folder, start_or_skip
 from ...config import BaseConfig, check_choice, check_range, check_training_fields, config_differences, pooling_key
@@ -285,6 +286,12 @@ def _rows(cfg: ProbeConfig, run_id: str, task: str, init: str, model_name: str, 
 def run_probes(cfg: ProbeConfig, results_path: str | Path, verbose: bool = True) -> pd.DataFrame:
     """The pretrained model and its fine-tuned checkpoint(s), probed on every task; and with SQuAD files, span probes
     on the pretrained model and on its QA fine-tuned checkpoint after each of ``squad_finetune_epochs`` epochs."""
+    if dist.world_size() > 1:  # every process would extract the same states into the same cache files
+        raise RuntimeError(
+            f"notebook 05's layer probes run as one process, not under a launcher ({dist.world_size()} processes): "
+            "their hidden states, probes and caches are not split between processes. Run "
+            "`python notebooks/05_layer_probes.py` (it uses the GPU when there is one); notebook 05's model heads "
+            "(`notebooks/05_model_heads.py`) do scale out")
     check_writable(results_path)
     results_path = Path(results_path)
     configure_threads(cfg.num_threads)
