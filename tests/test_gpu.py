@@ -34,3 +34,17 @@ def test_peak_memory_on_cuda_is_what_the_run_allocated():
         block = torch.empty(64 * 2**20, dtype=torch.uint8, device="cuda")  # 64 MiB
         del block
     assert 60 <= peak.metrics()["peak_gpu_mb"] < 1024
+
+
+def test_frozen_encoders_for_probes_run_in_bf16_on_the_gpu():
+    from bertbench.experiments.layer_probes.states import default_device, frozen_autocast, frozen_precision
+    from bertbench.models import build_classifier, load_tokenizer
+
+    assert default_device().type == "cuda"
+    assert frozen_precision() == ("bf16" if torch.cuda.is_bf16_supported() else "no")
+    model, _ = build_classifier("random-bert-1x32", load_tokenizer("minilm"), ("a", "b"))
+    model.to("cuda")
+    with frozen_autocast(model):
+        out = model(input_ids=torch.tensor([[101, 2023, 102]], device="cuda"), output_hidden_states=True)
+    # a linear layer's output is bf16 under autocast (LayerNorm outputs stay fp32, so the logits tell)
+    assert out.logits.dtype == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)

@@ -3,6 +3,7 @@ and cached on disk (token states for QA windows: :mod:`.token_store`)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -71,6 +72,21 @@ def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
+def frozen_precision(device: torch.device | None = None) -> str:
+    """The precision frozen encoders run in: bf16 autocast on a CUDA GPU that has it, else fp32 (``"no"``), as the
+    training notebooks' ``mixed_precision="auto"`` on a GPU. Part of the state caches' keys, named in the rows."""
+    device = device or default_device()
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
+
+
+def frozen_autocast(model):
+    """The autocast context of :func:`frozen_precision` for ``model``'s device (a no-op in fp32)."""
+    device = next(model.parameters()).device
+    if frozen_precision(device) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _on(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     device = next(model.parameters()).device
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
@@ -94,6 +110,8 @@ def sentence_states(name: str, tokenizer, examples: Examples, *, max_len: int, p
     texts = hashlib.sha1(json.dumps([examples.text_a, examples.text_b]).encode()).hexdigest()
     key = {"model": model_fingerprint(name), "texts": texts, "max_len": max_len, "poolings": sorted(poolings),
            "tokenizer": tokenizer.name_or_path, "vocab": len(tokenizer)}
+    if (precision := frozen_precision()) != "no":  # fp32 keys stay as they were: earlier caches still match
+        key["precision"] = precision
     path = _cache_file("sentence", key)
     if path.is_file():
         return load_file(str(path))
@@ -105,8 +123,9 @@ def sentence_states(name: str, tokenizer, examples: Examples, *, max_len: int, p
     for indices in tqdm(SortedBatchSampler(dataset.lengths, batch_size), desc=desc, leave=False, mininterval=2.0):
         batch = collate([{k: v for k, v in dataset[i].items() if k != "labels"} for i in indices])
         batch = _on(model, batch)
-        out = model(**batch, output_hidden_states=True)
-        layers = torch.stack(out.hidden_states)  # (L+1, B, T, H)
+        with frozen_autocast(model):
+            out = model(**batch, output_hidden_states=True)
+        layers = torch.stack(out.hidden_states).float()  # (L+1, B, T, H)
         for how in poolings:
             per_layer = torch.stack([pool(layer, batch["attention_mask"], how) for layer in layers])
             pooled[how].append(per_layer.float().cpu())

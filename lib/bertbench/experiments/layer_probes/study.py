@@ -27,7 +27,7 @@ from ...results import check_writable, make_rows, write_results
 from ...train import device_description
 from .probes import CONTROLS, control_labels, fit_probe, majority_label, probe_logits
 from .saved import save_probe
-from .states import SENTENCE_POOLINGS, default_device, sentence_states
+from .states import SENTENCE_POOLINGS, default_device, frozen_precision, sentence_states
 
 NOTEBOOK = "05_layer_probes"
 
@@ -273,7 +273,8 @@ def _rows(cfg: ProbeConfig, run_id: str, task: str, init: str, model_name: str, 
     common = {"run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
               "task": task, "seed": cfg.seed, "init": init, "head_init": "probe", "selection": "last_epoch",
               "max_len": max_len or cfg.max_len, "train_examples": train_examples,
-              "device": device_description(default_device()), "wall_s": round(time.perf_counter() - started, 2),
+              "device": device_description(default_device(), frozen_precision()),
+              "wall_s": round(time.perf_counter() - started, 2),
               "config": json.dumps({**cfg.recorded(), "encoder": _portable(model_name)}, sort_keys=True)}
     rows = []
     for (variant, layer), group in itertools.groupby(entries, key=lambda entry: (entry[0], entry[2])):

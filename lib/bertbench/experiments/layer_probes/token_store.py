@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from ...checkpoint import replace_folder
 from ...encoding import PadCollator
 from ...paths import runs_dir
-from .states import _on, load_frozen, model_fingerprint
+from .states import _on, frozen_autocast, frozen_precision, load_frozen, model_fingerprint
 
 MANIFEST = "manifest.json"
 HEAD_LOGITS = ("start_logits", "end_logits")
@@ -138,7 +138,8 @@ def _write(model, tokenizer, features, folder: Path, batch_size: int, desc: str,
                 item["token_type_ids"] = features.token_type_ids[i]
             items.append(item)
         batch = _on(model, collate(items))
-        out = model(**batch, output_hidden_states=True)
+        with frozen_autocast(model):
+            out = model(**batch, output_hidden_states=True)
         real = batch["attention_mask"].unsqueeze(-1)  # (B, T_b, 1): padding stored as zeros, whatever the batch
         hidden = [layer * real for layer in out.hidden_states]  # L+1 x (B, T_b, H)
         if not files:
@@ -175,6 +176,8 @@ def token_states(name: str, tokenizer, features, *, batch_size: int = 32, trust_
         raise ValueError("token_states: no windows")
     key = {"model": model_fingerprint(name), "windows": _windows_digest(features), "tokenizer": tokenizer.name_or_path,
            "format": "npy-per-layer"}
+    if (precision := frozen_precision()) != "no":  # fp32 keys stay as they were: earlier caches still match
+        key["precision"] = precision
     folder = _cache_folder(key)
     if (folder / MANIFEST).is_file():
         return TokenStates.open(folder)
