@@ -129,6 +129,8 @@ def test_long_documents_on_two_processes_split_training_and_prediction_and_match
     assert len(counts) == 3 and (counts["value_one"] == counts["value_two"]).all(), counts
     scores = model_metrics[~model_metrics["metric"].isin(["loss", "encoder_tokens_per_doc", "windows_per_doc"])]
     assert ((scores["value_one"] - scores["value_two"]).abs() < 1e-3).all(), scores
+    for frame in (one, two):  # model TFLOP/s over the windows trained on; no MFU without a device peak (a CPU)
+        assert (frame.loc[frame["metric"] == "tflops", "value"] > 0).sum() == 1 and "mfu" not in set(frame["metric"])
     predictions = [pd.read_csv(folder / "predictions" / "04_long_documents.csv") for folder in (one_dir, two_dir)]
     assert not predictions[1]["doc_id"].duplicated().any()
     assert sorted(predictions[0]["doc_id"]) == sorted(predictions[1]["doc_id"])  # every test document, once

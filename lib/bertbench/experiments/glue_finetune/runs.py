@@ -474,8 +474,9 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     # model FLOPs per second, and their share of the device's data-sheet peak where it has one (GPUs; MFU)
     per_token = encoder_train_flops_per_token(model, float(np.mean(train_set.lengths)))
     entries.append(("train", result.best_epoch, "tflops", tokens / result.train_seconds * per_token / 1e12))
-    if (peak := device_peak_tflops(accelerator.device)) is not None:
-        entries.append(("train", result.best_epoch, "mfu", tokens / result.train_seconds * per_token / (peak * 1e12)))
+    if (device_peak := device_peak_tflops(accelerator.device)) is not None:
+        entries.append(("train", result.best_epoch, "mfu",
+                        tokens / result.train_seconds * per_token / (device_peak * 1e12)))
     entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
     return model, Outcome(result, entries, dev_score, accelerator, eval_logits, attention_of(model), packed)

@@ -75,7 +75,15 @@ from ...models import (
 )
 from ...paths import portable_path, runs_dir
 from ...results import DOCUMENT_PREDICTIONS, check_writable, make_rows, write_predictions, write_results
-from ...train import TrainSettings, device_description, fit, make_accelerator, run_seconds
+from ...train import (
+    TrainSettings,
+    device_description,
+    device_peak_tflops,
+    encoder_train_flops_per_token,
+    fit,
+    make_accelerator,
+    run_seconds,
+)
 from ...windows import (
     STRATEGIES,
     DocumentBatchSampler,
@@ -511,6 +519,12 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         ("train", best, "train_s", result.train_seconds),
         ("test", best, "predict_s", predict_s),
     ]
+    # model FLOPs per second over the windows trained on (attention at the window length), and MFU on a GPU with a
+    # data-sheet peak
+    flops = train_tokens * encoder_train_flops_per_token(model, cfg.max_len) / max(result.train_seconds, 1e-9)
+    entries.append(("train", best, "tflops", flops / 1e12))
+    if (device_peak := device_peak_tflops(accelerator.device)) is not None:
+        entries.append(("train", best, "mfu", flops / (device_peak * 1e12)))
     entries += [("run", best, name, value) for name, value in peak.metrics().items()]
     common = {
         "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
