@@ -107,3 +107,12 @@ def test_whats_where_names_every_file_in_the_tree():
         if not named:
             missing.append(name)
     assert not missing, f"README's What's where does not mention: {missing}"
+
+
+def test_notebook_03_s_time_is_given_per_make_target_that_wrote_its_rows():
+    from bertbench.docs_tables import _glue_command
+
+    assert _glue_command("minilm", '{"lr": 5e-05}') == "make glue-cpu-3seeds"
+    assert _glue_command("minilm", '{"lr": 1e-04, "lr_grid": [2e-05, 5e-05, 0.0001]}') == "make glue-reference"
+    assert _glue_command("mlm-roberta-preln-mini-cpu", '{"lr": 5e-05}') == "make glue-pretrained"
+    assert _glue_command("mlm-roberta-preln-mini-cpu", '{"lr_grid": [2e-05]}') == "make glue-reference-pretrained"
