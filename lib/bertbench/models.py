@@ -323,7 +323,7 @@ def attention_setting() -> str:
     return value
 
 
-def _transformers_models(model) -> list:
+def transformers_models(model) -> list:
     """The outermost transformers models in ``model`` (itself, or the encoder inside one of bertbench's heads)."""
     from transformers import PreTrainedModel
 
@@ -331,7 +331,7 @@ def _transformers_models(model) -> list:
         return [model]
     found = []
     for module in model.children():
-        found += _transformers_models(module)
+        found += transformers_models(module)
     return found
 
 
@@ -340,7 +340,7 @@ def set_attention(model, setting: str | None = None) -> str:
     now runs (for the results' ``device`` column). ``auto``: SDPA, else eager where the architecture has no SDPA
     path; a kernel named explicitly that the model or the installed packages cannot run is refused, naming it."""
     setting = setting or attention_setting()
-    targets = _transformers_models(model)
+    targets = transformers_models(model)
     if not targets:
         return ""
     choices = ("sdpa", "eager") if setting == "auto" else (setting,)
@@ -359,7 +359,7 @@ def set_attention(model, setting: str | None = None) -> str:
 
 def attention_of(model) -> str:
     """The attention kernel ``model`` runs (transformers' ``_attn_implementation``; empty if it has none)."""
-    targets = _transformers_models(model)
+    targets = transformers_models(model)
     return str(getattr(targets[0].config, "_attn_implementation", "") or "") if targets else ""
 
 

@@ -173,9 +173,9 @@ def encoder_train_flops_per_token(model, seq_len: float) -> float:
     """Training FLOPs per token of the transformer encoder inside ``model``: 6 x its weights outside the embedding
     tables (forward + backward) plus attention's 12 x layers x hidden x sequence length (PaLM's appendix B count); a
     classification head's few weights are left out."""
-    from .models import _transformers_models
+    from .models import transformers_models
 
-    found = _transformers_models(model)
+    found = transformers_models(model)
     base = getattr(found[0], "base_model", found[0]) if found else model
     encoder = getattr(base, "encoder", base)
     config = base.config
