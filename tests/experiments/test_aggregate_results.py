@@ -358,3 +358,29 @@ def test_the_default_comparison_picks_two_models_under_one_protocol_whatever_the
     a, b = comparable_pair(cells, "03_glue_finetune")
     assert (a["model"], a["variant"], b["model"], b["variant"]) == ("minilm", "[lr_grid=None]", "own", "")
     assert comparable_pair(cells[cells["model"] == "minilm"], "03_glue_finetune") is None  # one model: no pair
+
+
+def test_each_task_s_learning_rate_is_chosen_on_its_own_runs_and_ties_go_to_the_first_in_the_grid():
+    """A recorded config does not name its task: the same sweep on two tasks once read both tasks' holdout scores
+    together, and the committed WNLI sweep (a tie on 64 holdout examples) was shown as choosing 1e-4, not 2e-5."""
+    from bertbench.experiments.glue_finetune import glue_summary
+    from bertbench.results import make_rows
+
+    grid = [2e-5, 1e-4]
+
+    def run(task, seed, lr, dev, holdout):
+        config = {"lr": lr, "lr_grid": grid, "seeds": [0, 1]}  # the same for both tasks, as run_glue records it
+        common = {"run_id": f"{task}-{seed}-{lr}", "notebook": "03_glue_finetune", "preset": "cpu", "model": "m",
+                  "task": task, "seed": seed, "init": "sentence-embedding", "head_init": "new",
+                  "selection": "best_epoch_on_train_holdout", "max_len": 128, "train_examples": 100,
+                  "device": "cpu", "wall_s": 1.0, "config": json.dumps(config)}
+        return make_rows(common, [("dev", 0, "score", dev), ("train_holdout", 0, "score", holdout)])
+
+    rows = run("mrpc", 0, 2e-5, 0.77, 0.78) + run("mrpc", 0, 1e-4, 0.81, 0.80) + run("mrpc", 1, 1e-4, 0.82, 0.80)
+    rows += run("wnli", 0, 2e-5, 0.42, 0.39) + run("wnli", 0, 1e-4, 0.32, 0.39) + run("wnli", 1, 2e-5, 0.37, 0.39)
+    table, means = glue_summary(pd.DataFrame(rows), convention="with_wnli")
+    chosen = table[table["lr_choice"].str.startswith("chosen")].set_index("task")
+    assert chosen.loc["mrpc", "seeds"] == 2 and chosen.loc["mrpc", "score_median"] == pytest.approx(0.815)
+    assert chosen.loc["wnli", "seeds"] == 2 and chosen.loc["wnli", "score_median"] == pytest.approx(0.395)
+    assert "0.3900 on the selection split" in chosen.loc["wnli", "lr_choice"]
+    assert means["n_tasks"] == 2

@@ -121,11 +121,11 @@ def _separate_configurations(scores: pd.DataFrame, frame: pd.DataFrame) -> pd.Da
             tags = dict(zip(studies["_study"], config_differences(list(studies["_study"])), strict=True))
             scores.loc[rows.index, "variant"] = (rows["variant"] + " [" + rows["_study"].map(tags) + "]").str.strip()
     keep = pd.Series(True, index=scores.index)
-    for _, rows in scores[own].groupby(["source", "model", "variant", "task"], sort=False):
+    for (*_, task), rows in scores[own].groupby(["source", "model", "variant", "task"], sort=False):
         configs = rows.drop_duplicates("_key")
         if len(configs) < 2:
             continue
-        choices = lr_choices(frame, list(configs["config"]))
+        choices = lr_choices(frame, list(configs["config"]), task)
         if any(choices):
             chosen = {key for key, choice in zip(configs["_key"], choices, strict=True) if choice.startswith("chosen")}
             keep[rows.index] = rows["_key"].isin(chosen)

@@ -59,10 +59,10 @@ def glue_summary(frame: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION) ->
     if not len(table):
         return table, M.glue_means({}, convention)
     table["differs"], table["lr_choice"] = "", ""
-    for _, alike in table.groupby("task", sort=False):
+    for task_name, alike in table.groupby("task", sort=False):
         if len(alike) > 1:
             table.loc[alike.index, "differs"] = config_differences([configs[i] for i in alike.index])
-        table.loc[alike.index, "lr_choice"] = lr_choices(frame, [configs[i] for i in alike.index])
+        table.loc[alike.index, "lr_choice"] = lr_choices(frame, [configs[i] for i in alike.index], task_name)
     # the means take each task's one configuration, or the one its learning-rate sweep chose
     single = table[~table["task"].duplicated(keep=False) | table["lr_choice"].str.startswith("chosen")]
     single = single[~single["task"].duplicated(keep=False)]
@@ -73,20 +73,25 @@ def glue_summary(frame: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION) ->
     return table, means
 
 
-def lr_choices(frame: pd.DataFrame, configs: list[str]) -> list[str]:
-    """For the configurations of one task: which learning rate its sweep (``lr_grid``) chose — the configuration
+def lr_choices(frame: pd.DataFrame, configs: list[str], task: str) -> list[str]:
+    """For the configurations of one ``task``: which learning rate its sweep (``lr_grid``) chose — the configuration
     whose first-seed run scored best on the selection split, as :func:`run_glue` chose — and which were the sweep's
-    other points; "" where no sweep ran."""
+    other points; "" where no sweep ran. Only ``task``'s runs are read: a recorded config does not name the task, so
+    the same settings on another task pool with it otherwise."""
     grids = [json.loads(config).get("lr_grid") or [] for config in configs]
     if not any(grids):
         return [""] * len(configs)
+    frame = frame[frame["task"] == task]
     scores = []
     keys = frame["config"].map(pooling_key)
     for config in configs:
         runs = frame[keys == pooling_key(config)]
         first = runs[runs["seed"] == runs["seed"].min()]
         scores.append(selection_score(first) if len(first) else float("-inf"))
-    best = int(np.argmax(scores))
+    # ties go to the first learning rate of the grid, as run_glue breaks them (not to the first row of the table)
+    grid = next(g for g in grids if g)
+    place = [grid.index(lr) if (lr := json.loads(config).get("lr")) in grid else len(grid) for config in configs]
+    best = min(range(len(configs)), key=lambda i: (-scores[i], place[i]))
     return [(f"chosen ({scores[i]:.4f} on the selection split)" if i == best else f"sweep ({scores[i]:.4f})")
             if grids[i] else "" for i in range(len(configs))]
 
