@@ -381,9 +381,10 @@ def pretrain(cfg: PretrainConfig, results_path: str | Path,
     bar = tqdm(desc=f"pretrain {cfg.label}", unit=" steps", mininterval=2.0,
                total=cfg.max_steps or None, initial=state.step)
     order = None
+    # every process takes the main one's clock: the budget ends and the learning rate moves for all alike. Read once
+    # per step (after it; an evaluation in between adds nothing to the training time), so one broadcast per step
+    elapsed = dist.agreed(state.train_seconds + time.perf_counter() - segment_start)
     while True:
-        # every process takes the main one's clock: the budget ends and the learning rate moves for all alike
-        elapsed = dist.agreed(state.train_seconds + time.perf_counter() - segment_start)
         fraction = progress(cfg, state.step, elapsed)
         if fraction >= 1.0:
             break
