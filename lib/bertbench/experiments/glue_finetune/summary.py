@@ -7,7 +7,6 @@ import json
 import statistics
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ... import metrics as M
