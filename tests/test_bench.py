@@ -136,3 +136,47 @@ def test_gpu_check_refuses_to_run_for_real_without_cuda(tmp_path):
     completed = subprocess.run([sys.executable, str(BENCH / "gpu_check.py"), "--out", str(tmp_path / "x.csv")],
                                capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert completed.returncode == 2 and "no CUDA device here" in completed.stderr
+
+
+def test_trainer_dev_scores_pair_each_prediction_with_its_own_label(tmp_path):
+    """transformers 5's Trainer with ``group_by_length`` length-groups ``predict``'s batches too and returns the
+    predictions in that order; the benchmark scored them against the dataset's label order and recorded the
+    Trainer at chance on SST-2. A model whose logit is its input's length shows whether each prediction meets the
+    label of its own example (the label here is that length)."""
+    import datasets
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from glue_vs_trainer import trainer_predictions
+    finally:
+        sys.path.remove(str(BENCH))
+
+    class LengthEcho(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Linear(1, 1)
+
+        def forward(self, input_ids, attention_mask, labels=None):
+            length = attention_mask.sum(-1, keepdim=True).float()
+            logits = torch.cat([length, torch.zeros_like(length)], dim=-1)
+            return {"loss": self.unused.weight.sum() * 0, "logits": logits}
+
+    lengths = [1 + (i * 37) % 29 for i in range(96)]
+    dataset = datasets.Dataset.from_dict({"input_ids": [[5] * n for n in lengths],
+                                          "attention_mask": [[1] * n for n in lengths], "label": lengths})
+
+    def pad(features):
+        width = max(len(f["input_ids"]) for f in features)
+        return {"input_ids": torch.tensor([f["input_ids"] + [0] * (width - len(f["input_ids"])) for f in features]),
+                "attention_mask": torch.tensor([f["attention_mask"] + [0] * (width - len(f["attention_mask"]))
+                                                for f in features]),
+                "labels": torch.tensor([f["label"] for f in features])}
+
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=8, report_to="none",
+                             use_cpu=True, train_sampling_strategy="group_by_length", disable_tqdm=True)
+    trainer = Trainer(model=LengthEcho(), args=args, data_collator=pad)
+    logits, labels = trainer_predictions(trainer, dataset)
+    assert logits[:, 0].astype(int).tolist() == labels.tolist()  # every prediction beside its own example's label
+    assert logits[:, 0].astype(int).tolist() != lengths  # the control: the Trainer did not predict in dataset order

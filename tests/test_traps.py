@@ -102,8 +102,8 @@ def test_training_batches_are_shuffled_differently_every_epoch():
 
 def test_length_grouped_batches_do_not_sweep_from_long_to_short():
     """The HF Trainer's ``group_by_length`` sorts each mega-batch longest-first and keeps that batch order: an epoch
-    is a few long-to-short sweeps, ending on the shortest inputs (it collapsed SST-2 to one class in all 3 seeds of
-    bench/glue_vs_trainer.py; transformers#20810). Here the batch order is shuffled after grouping."""
+    is a few long-to-short sweeps, ending on the shortest inputs (longest first so that an out-of-memory error comes
+    at once: transformers#13794). Here the batch order is shuffled after grouping."""
     import statistics
 
     lengths = [1 + (i * 7919) % 97 for i in range(4000)]
@@ -145,3 +145,26 @@ def test_loss_at_init_is_about_ln_k(bert_tokenizer):
     with torch.no_grad():
         loss = model(**batch).loss
     assert abs(float(loss) - math.log(3)) < 0.1
+
+
+def test_predictions_come_back_in_the_dataset_order_though_batches_are_length_sorted(bert_tokenizer):
+    """Prediction batches are sorted by length (least padding); the outputs must come back in the dataset's order,
+    or every metric pairs a prediction with another example's label (the Trainer's length-grouped ``predict`` does
+    not restore it: ``test_bench.py::test_trainer_dev_scores_pair_each_prediction_with_its_own_label``)."""
+    from types import SimpleNamespace
+
+    from bertbench.train import predict
+
+    class LengthEcho(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Linear(1, 1)
+
+        def forward(self, input_ids, attention_mask, **_):
+            return SimpleNamespace(logits=attention_mask.sum(-1, keepdim=True).float())
+
+    texts = [" ".join(["word"] * (1 + (i * 7) % 13)) for i in range(40)]
+    dataset = encode(bb.Examples(texts, labels=[0] * 40), bert_tokenizer, 32)
+    assert sorted(dataset.lengths) != list(dataset.lengths)  # the batches are reordered
+    logits = predict(LengthEcho(), dataset, PadCollator(bert_tokenizer), batch_size=8)
+    assert logits[:, 0].astype(int).tolist() == list(dataset.lengths)
