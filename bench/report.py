@@ -33,6 +33,11 @@ BENCHES = {
                         "Trainer with `group_by_length` returns its predictions in length-grouped order "
                         "(`bench/glue_vs_trainer.py::trainer_predictions`); their speed is unaffected. Re-run the "
                         "benchmark for their dev scores.")),
+    "glue_vs_trainer_fp32": dict(
+        title="GLUE fine-tuning vs the HF Trainer, both in fp32 (the same precision)", keys=["task"],
+        quality="dev_score", runs="seed",
+        metrics={"train_examples_per_s": True, "eval_examples_per_s": True, "peak_rss_mb": False},
+        targets=[(None, "trainer_dynamic", "train_examples_per_s", 1.5)]),
     "longdoc_vs_belt": dict(
         title="Long documents vs BELT", keys=["dataset"], quality="f1", runs="seed",
         metrics={"train_docs_per_s": True, "predict_docs_per_s": True, "peak_rss_mb": False},

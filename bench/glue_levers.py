@@ -1,0 +1,124 @@
+"""What could make notebook 03's training step faster at the *same* precision: each lever measured against
+bertbench's step side by side, in one process, step by step alternating (machine noise hits both alike).
+
+The step is ``train.fit``'s at fp32 (``BB_MIXED_PRECISION=no``): forward with the loss, backward, gradient clipping
+at 1.0, fused AdamW, on length-grouped batches of 32 from the task's training split. Levers (issue 23's list):
+- ``attention_dropout_0``: attention-probability dropout off (with it, PyTorch's CPU SDPA takes its math path);
+- ``compiled``: ``torch.compile`` of the model (``dynamic=True``; the compile time is reported apart, as
+  ``warmup_s``, and left out of the speed);
+- the optimizer's share (clip + AdamW + zero_grad, over all parameters, the 30,522 x 384 word embeddings included)
+  and the host-side batch building's share of bertbench's own step, as columns: the most that sparse embedding
+  updates, fewer host syncs or a faster dataloader could save.
+
+    python bench/glue_levers.py                      # SST-2 and MRPC, 12 timed steps after 3 warm-up steps
+    python bench/glue_levers.py --tasks mrpc --steps 20 --levers attention_dropout_0
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+
+from _common import parse_systems, tiny_encoder, write_results
+
+LEVERS = ("attention_dropout_0", "compiled")
+
+
+def _model(name: str, tokenizer, labels, lever: str | None):
+    import torch
+
+    from bertbench.models import build_classifier
+    from bertbench.train import build_optimizer
+
+    torch.manual_seed(0)
+    model, _ = build_classifier(name, tokenizer, labels)
+    if lever == "attention_dropout_0":
+        for module in model.modules():
+            if type(module).__name__.endswith("SelfAttention") and isinstance(getattr(module, "dropout", None),
+                                                                              torch.nn.Dropout):
+                module.dropout.p = 0.0
+    model.train()
+    optimizer = build_optimizer(model, 5e-5, 0.0)
+    forward = torch.compile(model, dynamic=True) if lever == "compiled" else model
+    return model, forward, optimizer
+
+
+def measure(task_name: str, lever: str, model_name: str, examples: int, steps: int, warmup: int) -> dict:
+    """Seconds per phase of ``steps`` timed steps of bertbench's step and of the lever's, alternating."""
+    import torch
+
+    import bertbench as bb
+    from bertbench.data.glue import get_task, load_glue
+    from bertbench.encoding import LengthGroupedBatchSampler, PadCollator, encode
+
+    task = get_task(task_name)
+    tokenizer = bb.load_tokenizer(model_name)
+    dataset = encode(load_glue(task, "train").subsample(examples, seed=0), tokenizer, 128)
+    batches = list(LengthGroupedBatchSampler(dataset.lengths, 32, seed=0))[:warmup + steps]
+    collate = PadCollator(tokenizer)
+    sides = {"bertbench": _model(model_name, tokenizer, task.label_names, None),
+             lever: _model(model_name, tokenizer, task.label_names, lever)}
+    spent = {side: dict.fromkeys(("batch", "forward_backward", "optimizer", "warmup"), 0.0) for side in sides}
+    seen = 0
+    for number, indices in enumerate(batches):
+        timed = number >= warmup
+        seen += len(indices) if timed else 0
+        for side, (model, forward, optimizer) in sides.items():
+            marks = [time.perf_counter()]
+            batch = collate([dataset[i] for i in indices])
+            marks.append(time.perf_counter())
+            forward(**batch).loss.backward()
+            marks.append(time.perf_counter())
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            marks.append(time.perf_counter())
+            if timed:
+                for phase, start, stop in zip(("batch", "forward_backward", "optimizer"), marks[:-1],
+                                              marks[1:], strict=True):
+                    spent[side][phase] += stop - start
+            else:
+                spent[side]["warmup"] += marks[-1] - marks[0]
+    ours, theirs = (sum(spent[side][p] for p in ("batch", "forward_backward", "optimizer")) for side in sides)
+    return {"benchmark": "glue_levers", "task": task.name, "lever": lever, "model": model_name,
+            "timed_steps": steps, "timed_examples": seen, "precision": "fp32",
+            "bertbench_examples_per_s": seen / ours, "lever_examples_per_s": seen / theirs,
+            "lever_speedup": ours / theirs,
+            "bertbench_batch_share": spent["bertbench"]["batch"] / ours,
+            "bertbench_optimizer_share": spent["bertbench"]["optimizer"] / ours,
+            "warmup_s": spent[lever]["warmup"], "bertbench_warmup_s": spent["bertbench"]["warmup"]}
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="sst2,mrpc")
+    parser.add_argument("--levers", default=",".join(LEVERS))
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--examples", type=int, default=2000, help="training examples the batches are drawn from")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="smoke test: a random 2x64 BERT, 2 timed steps")
+    parser.add_argument("--out", default=None, help="results CSV (default bench/results/glue_levers.csv)")
+    opts = parser.parse_args(argv)
+    levers = parse_systems(parser, opts.levers, LEVERS)
+    if opts.tiny:
+        opts.steps, opts.warmup, opts.examples = 2, 1, 256
+        opts.model = tiny_encoder() if opts.model == "minilm" else opts.model
+    rows = []
+    for task in opts.tasks.split(","):
+        for lever in levers:
+            row = measure(task, lever, opts.model, opts.examples, opts.steps, opts.warmup)
+            print(f"{task} {lever}: {row['lever_speedup']:.2f}x bertbench's step "
+                  f"({row['lever_examples_per_s']:.1f} vs {row['bertbench_examples_per_s']:.1f} train ex/s; "
+                  f"warm-up {row['warmup_s']:.0f} s vs {row['bertbench_warmup_s']:.0f} s); bertbench's step: "
+                  f"optimizer {row['bertbench_optimizer_share']:.0%}, batch building "
+                  f"{row['bertbench_batch_share']:.0%}", flush=True)
+            rows.append(row)
+    write_results(rows, "glue_levers", opts.out)
+    return pd.DataFrame(rows)
+
+
+if __name__ == "__main__":
+    main()
