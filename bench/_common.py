@@ -176,3 +176,32 @@ def ratio_table(frame: pd.DataFrame, keys: list[str], system_col: str, ours: str
                     record[f"{metric}_x"] = round(a / b if higher else b / a, 2)
             out.append(record)
     return pd.DataFrame(out)
+
+
+def timed_train_step(make_batch: Callable[[], dict], forward: Callable, model, optimizer,
+                     precision=None) -> dict[str, float]:
+    """One fine-tuning step as ``train.fit`` takes it (batch, forward with the loss, backward, clipping at 1.0, the
+    optimizer step) and the seconds of each phase: ``batch``, ``forward``, ``backward``, ``optimizer``.
+
+    Args:
+        forward: what is called on the batch (``model`` itself, or a compiled version of it).
+        precision: a context manager for the forward (an autocast), or None.
+    """
+    import contextlib
+
+    import torch
+
+    marks = [time.perf_counter()]
+    batch = make_batch()
+    marks.append(time.perf_counter())
+    with precision if precision is not None else contextlib.nullcontext():
+        loss = forward(**batch).loss
+    marks.append(time.perf_counter())
+    loss.backward()
+    marks.append(time.perf_counter())
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    marks.append(time.perf_counter())
+    return {phase: stop - start for phase, start, stop in
+            zip(("batch", "forward", "backward", "optimizer"), marks[:-1], marks[1:], strict=True)}

@@ -17,11 +17,10 @@ at 1.0, fused AdamW, on length-grouped batches of 32 from the task's training sp
 from __future__ import annotations
 
 import argparse
-import time
 
 import pandas as pd
 
-from _common import parse_systems, tiny_encoder, write_results
+from _common import parse_systems, timed_train_step, tiny_encoder, write_results
 
 LEVERS = ("attention_dropout_0", "compiled")
 
@@ -47,7 +46,6 @@ def _model(name: str, tokenizer, labels, lever: str | None):
 
 def measure(task_name: str, lever: str, model_name: str, examples: int, steps: int, warmup: int) -> dict:
     """Seconds per phase of ``steps`` timed steps of bertbench's step and of the lever's, alternating."""
-    import torch
 
     import bertbench as bb
     from bertbench.data.glue import get_task, load_glue
@@ -66,21 +64,14 @@ def measure(task_name: str, lever: str, model_name: str, examples: int, steps: i
         timed = number >= warmup
         seen += len(indices) if timed else 0
         for side, (model, forward, optimizer) in sides.items():
-            marks = [time.perf_counter()]
-            batch = collate([dataset[i] for i in indices])
-            marks.append(time.perf_counter())
-            forward(**batch).loss.backward()
-            marks.append(time.perf_counter())
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            marks.append(time.perf_counter())
+            spent_now = timed_train_step(lambda rows=indices: collate([dataset[i] for i in rows]), forward, model,
+                                         optimizer)
             if timed:
-                for phase, start, stop in zip(("batch", "forward_backward", "optimizer"), marks[:-1],
-                                              marks[1:], strict=True):
-                    spent[side][phase] += stop - start
+                spent[side]["batch"] += spent_now["batch"]
+                spent[side]["forward_backward"] += spent_now["forward"] + spent_now["backward"]
+                spent[side]["optimizer"] += spent_now["optimizer"]
             else:
-                spent[side]["warmup"] += marks[-1] - marks[0]
+                spent[side]["warmup"] += sum(spent_now.values())
     ours, theirs = (sum(spent[side][p] for p in ("batch", "forward_backward", "optimizer")) for side in sides)
     return {"benchmark": "glue_levers", "task": task.name, "lever": lever, "model": model_name,
             "timed_steps": steps, "timed_examples": seen, "precision": "fp32",

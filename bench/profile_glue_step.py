@@ -1,4 +1,4 @@
-"""Where a GLUE training step spends its time: collate / forward / backward / optimizer shares, and the torch
+"""Where a GLUE training step spends its time: batch building / forward / backward / optimizer shares, and the torch
 profiler's top operators, for fp32 and bf16 autocast (the two precisions ``mixed_precision`` chooses between on CPU).
 
 One process, the packaged MiniLM, length-grouped batches of 32 from SST-2's training split (as notebook 03 draws
@@ -8,8 +8,6 @@ them), the optimizer bertbench builds. Usage: python bench/profile_glue_step.py 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -19,6 +17,8 @@ from bertbench.data.glue import get_task, load_glue
 from bertbench.encoding import LengthGroupedBatchSampler, PadCollator, encode
 from bertbench.train import build_optimizer
 
+from _common import timed_train_step
+
 
 def profile_precision(precision: str, task, tokenizer, dataset, batches: list[list[int]], top: int) -> None:
     """Time the phases of ``len(batches) - 2`` training steps (2 warm-up steps first), then profile 5 more."""
@@ -27,24 +27,14 @@ def profile_precision(precision: str, task, tokenizer, dataset, batches: list[li
     model, _ = bb.build_classifier("minilm", tokenizer, task.label_names)
     model.train()
     optimizer = build_optimizer(model, 5e-5, 0.0)
-    phases = dict.fromkeys(("collate", "forward", "backward", "optimizer"), 0.0)
+    phases = dict.fromkeys(("batch", "forward", "backward", "optimizer"), 0.0)
 
     def step(indices, timed: bool) -> None:
-        marks = [time.perf_counter()]
-        batch = collate([dataset[i] for i in indices])
-        marks.append(time.perf_counter())
-        with torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext():
-            loss = model(**batch).loss
-        marks.append(time.perf_counter())
-        loss.backward()
-        marks.append(time.perf_counter())
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        marks.append(time.perf_counter())
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else None
+        spent = timed_train_step(lambda: collate([dataset[i] for i in indices]), model, model, optimizer, autocast)
         if timed:
-            for name, start, stop in zip(phases, marks, marks[1:], strict=False):
-                phases[name] += stop - start
+            for name, seconds in spent.items():
+                phases[name] += seconds
 
     for indices in batches[:2]:  # warm-up
         step(indices, False)
