@@ -64,9 +64,8 @@ def glue_markdown(frame: pd.DataFrame) -> str:
             score_def = names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
             lr = ""
             if sweep:
-                value = next((part.split("=", 1)[1] for part in row.differs.split(", ") if part.startswith("lr=")),
-                             "")
-                lr = f"{value} {row.lr_choice.split(' (')[0]} | "
+                rate = f"{row.lr:g}" if pd.notna(row.lr) else "–"
+                lr = f"{rate} {row.lr_choice.split(' (')[0]} | "
             lines.append(f"| {row.task} | {score_def} | {row.seeds} | {row.score_median:.4f} | "
                          f"{row.score_min:.4f} – {row.score_max:.4f} | {row.train_examples} | {lr}"
                          f"{row.wall_s_median:.0f} s |")

@@ -123,9 +123,9 @@ def _separate_configurations(scores: pd.DataFrame, frame: pd.DataFrame) -> pd.Da
     keep = pd.Series(True, index=scores.index)
     for (*_, task), rows in scores[own].groupby(["source", "model", "variant", "task"], sort=False):
         configs = rows.drop_duplicates("_key")
-        if len(configs) < 2:
-            continue
         choices = lr_choices(frame, list(configs["config"]), task)
+        if len(configs) < 2 and not any(choice.startswith("sweep") for choice in choices):
+            continue
         if any(choices):
             chosen = {key for key, choice in zip(configs["_key"], choices, strict=True) if choice.startswith("chosen")}
             keep[rows.index] = rows["_key"].isin(chosen)

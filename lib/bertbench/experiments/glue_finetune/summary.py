@@ -50,6 +50,7 @@ def glue_summary(frame: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION) ->
                 if len(values):
                     row[f"{metric}{suffix}_median"] = statistics.median(values)
         row["train_examples"] = int(group["train_examples"].iloc[0])
+        row["lr"] = json.loads(group["config"].iloc[0]).get("lr")
         row["wall_s_median"] = statistics.median(frame[frame["run_id"].isin(set(group["run_id"]))]
                                                  .drop_duplicates("run_id")["wall_s"].astype(float))
         rows.append(row)
@@ -62,8 +63,9 @@ def glue_summary(frame: pd.DataFrame, convention: str = M.DEFAULT_CONVENTION) ->
         if len(alike) > 1:
             table.loc[alike.index, "differs"] = config_differences([configs[i] for i in alike.index])
         table.loc[alike.index, "lr_choice"] = lr_choices(frame, [configs[i] for i in alike.index], task_name)
-    # the means take each task's one configuration, or the one its learning-rate sweep chose
-    single = table[~table["task"].duplicated(keep=False) | table["lr_choice"].str.startswith("chosen")]
+    # the means take each task's one configuration, or the one its learning-rate sweep chose (none while it runs)
+    single = table[(~table["task"].duplicated(keep=False) & ~table["lr_choice"].str.startswith("sweep"))
+                   | table["lr_choice"].str.startswith("chosen")]
     single = single[~single["task"].duplicated(keep=False)]
     means = M.glue_means(dict(zip(single["task"], single["score_median"], strict=True)), convention)
     several = {task: count for task, count in table["task"].value_counts(sort=False).items() if count > 1}
@@ -90,6 +92,10 @@ def lr_choices(frame: pd.DataFrame, configs: list[str], task: str) -> list[str]:
     # ties go to the first learning rate of the grid, as run_glue breaks them (not to the first row of the table)
     grid = next(g for g in grids if g)
     place = [grid.index(lr) if (lr := json.loads(config).get("lr")) in grid else len(grid) for config in configs]
+    swept = {place[i] for i in range(len(configs)) if grids[i] and scores[i] > float("-inf") and place[i] < len(grid)}
+    if len(swept) < len(grid):  # a sweep still under way has chosen nothing yet
+        return [f"sweep ({scores[i]:.4f}; {len(swept)} of {len(grid)} rates run)" if grids[i] else ""
+                for i in range(len(configs))]
     best = min(range(len(configs)), key=lambda i: (-scores[i], place[i]))
     return [(f"chosen ({scores[i]:.4f} on the selection split)" if i == best else f"sweep ({scores[i]:.4f})")
             if grids[i] else "" for i in range(len(configs))]
