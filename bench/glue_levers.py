@@ -32,12 +32,8 @@ def _model(name: str, tokenizer, labels, lever: str | None):
     from bertbench.train import build_optimizer
 
     torch.manual_seed(0)
-    model, _ = build_classifier(name, tokenizer, labels)
-    if lever == "attention_dropout_0":
-        for module in model.modules():
-            if type(module).__name__.endswith("SelfAttention") and isinstance(getattr(module, "dropout", None),
-                                                                              torch.nn.Dropout):
-                module.dropout.p = 0.0
+    model, _ = build_classifier(name, tokenizer, labels,
+                                attention_dropout=0.0 if lever == "attention_dropout_0" else None)
     model.train()
     optimizer = build_optimizer(model, 5e-5, 0.0)
     forward = torch.compile(model, dynamic=True) if lever == "compiled" else model
