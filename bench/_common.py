@@ -81,6 +81,8 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
+    from bertbench.train import cpu_has_native_bf16
+
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=BENCH_DIR, check=False).stdout.strip()
@@ -89,7 +91,9 @@ def machine() -> dict[str, str]:
         commit += "+uncommitted" if commit and changed else ""
     except OSError:
         commit = ""
-    return {"device": f"cuda:{gpu}" if gpu else "cpu", "cpu": cpu, "cpu_count": str(os.cpu_count()),
+    # whether mixed_precision="auto" means bf16 autocast on this CPU (train.cpu_has_native_bf16)
+    return {"device": f"cuda:{gpu}" if gpu else "cpu", "cpu": cpu, "cpu_bf16": str(cpu_has_native_bf16()),
+            "cpu_count": str(os.cpu_count()),
             "torch_threads": str(torch.get_num_threads()), "python": platform.python_version(),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "accelerate": accelerate.__version__, "commit": commit,
@@ -205,3 +209,25 @@ def timed_train_step(make_batch: Callable[[], dict], forward: Callable, model, o
     marks.append(time.perf_counter())
     return {phase: stop - start for phase, start, stop in
             zip(("batch", "forward", "backward", "optimizer"), marks[:-1], marks[1:], strict=True)}
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """The fastest fp32 ``n x n`` matrix product a fresh process runs on the CPU with torch's default threads, in
+    GFLOP/s (best of ``repeats`` timings of 5 products each): the denominator of a CPU's model FLOPs utilisation,
+    measured rather than read from a data sheet."""
+    return run_isolated(_matmul_peak, n=n, repeats=repeats)["gflops"]
+
+
+def _matmul_peak(n: int, repeats: int) -> dict:
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        best = max(best, 5 * 2 * n**3 / (time.perf_counter() - started))
+    return {"gflops": best / 1e9}

@@ -30,10 +30,10 @@ import pandas as pd
 
 from _common import finish, interleaved, parse_systems, run_isolated, tiny_encoder
 
-SYSTEMS = ("belt", "bertbench", "bertbench_attn0.1")
+SYSTEMS = ("belt", "bertbench", "bertbench_attn0.1", "bertbench_no_memory_savings")
 
 
-def longdoc_config(args: dict, seed: int, attention_dropout: float = 0.0):
+def longdoc_config(args: dict, seed: int, attention_dropout: float = 0.0, activation_checkpointing: str = "selective"):
     from bertbench.experiments.long_documents import LongDocConfig
 
     return LongDocConfig(
@@ -42,13 +42,18 @@ def longdoc_config(args: dict, seed: int, attention_dropout: float = 0.0):
         max_eval_docs=args["eval_docs"], chunk_size=args["chunk_size"], stride=args["stride"],
         minimal_chunk_length=args["minimal_chunk_length"], maximal_text_length=args["maximal_text_length"],
         batch_size=args["batch_size"], eval_batch_size=args["batch_size"], lr=args["lr"], epochs=args["epochs"],
-        patience=0, attention_dropout=attention_dropout, bootstrap_samples=0)
+        patience=0, attention_dropout=attention_dropout, bootstrap_samples=0,
+        activation_checkpointing=activation_checkpointing)
 
 
-def run_bertbench(args: dict, seed: int, attention_dropout: float) -> dict:
+def run_bertbench(args: dict, seed: int, attention_dropout: float, memory_savings: bool = True) -> dict:
     from bertbench.experiments.long_documents import prepare_dataset, run_one
 
-    cfg = longdoc_config(args, seed, attention_dropout)
+    if not memory_savings:  # this fresh process keeps glibc's default allocator behaviour
+        import bertbench.experiments.long_documents.runs as runs
+
+        runs.return_large_blocks_to_os = lambda: False
+    cfg = longdoc_config(args, seed, attention_dropout, "selective" if memory_savings else "off")
     started = time.perf_counter()
     prepared = prepare_dataset(cfg, "hyperpartisan")
     tokenize_s = time.perf_counter() - started
@@ -131,7 +136,8 @@ def measure(args: dict, seed: int, system: str) -> dict:
         result = run_isolated(run_belt, args=args, seed=seed)
     else:
         result = run_isolated(run_bertbench, args=args, seed=seed,
-                              attention_dropout=0.1 if system == "bertbench_attn0.1" else 0.0)
+                              attention_dropout=0.1 if system == "bertbench_attn0.1" else 0.0,
+                              memory_savings=system != "bertbench_no_memory_savings")
     result["train_docs_per_s"] = result["train_docs"] * args["epochs"] / result["train_s"]
     result["predict_docs_per_s"] = result["test_docs"] / result["predict_s"]
     return {"benchmark": "longdoc_vs_belt", "dataset": "hyperpartisan", "system": system, "seed": seed, **result}

@@ -6,7 +6,10 @@ corpus blocks (the first ``--docs`` Wikipedia documents tokenised once and packe
 ``--max-len`` tokens), same masking rates (15%, 80/10/10), batch size, steps, learning rate, warmup and clipping.
 The Trainer side is the usual recipe: ``DataCollatorForLanguageModeling`` and the model's full-vocabulary loss.
 Tokens/s counts every input token of the training steps (evaluation excluded on both sides). Each (system, seed) runs
-in a fresh process. Writes ``bench/results/mlm_vs_trainer.csv``; on a GPU also the model FLOPs utilisation.
+in a fresh process. Writes ``bench/results/mlm_vs_trainer.csv`` with each side's model FLOP/s (``train_gflops``:
+tokens/s times notebook 02's training FLOPs per token, the MLM head counted on the masked positions for both) and its
+model FLOPs utilisation: on a GPU against its data-sheet bf16 peak, on a CPU against the fastest fp32 2048 x 2048
+matrix product this machine ran at the same thread count before the runs (``cpu_matmul_gflops``).
 
     python bench/mlm_vs_trainer.py                  # 60 steps of 32 x 128 tokens, seeds 0 and 1
 """
@@ -20,7 +23,7 @@ import time
 
 import pandas as pd
 
-from _common import finish, interleaved, parse_systems, run_isolated
+from _common import finish, interleaved, matmul_peak_gflops, parse_systems, run_isolated
 
 SYSTEMS = ("trainer", "bertbench")
 
@@ -101,9 +104,23 @@ def run_trainer(args: dict, seed: int) -> dict:
     return out
 
 
-def measure(args: dict, seed: int, system: str) -> dict:
+def flops_per_token(args: dict) -> float:
+    """Notebook 02's training FLOPs per token for this benchmark's model (the same for both sides)."""
+    from bertbench.experiments.pretrain_mlm import build_mlm_model, train_flops_per_token
+    from bertbench.experiments.pretrain_mlm.runs import resolve_tokenizer
+
+    cfg = pretrain_config(args, 0)
+    model = build_mlm_model(cfg.arch, cfg.size, resolve_tokenizer(cfg), cfg.max_len, cfg.dropout)
+    return train_flops_per_token(model, cfg.max_len, cfg.mask_prob)
+
+
+def measure(args: dict, seed: int, system: str, per_token: float, cpu_peak: float | None) -> dict:
     result = run_isolated(run_trainer if system == "trainer" else run_bertbench, args=args, seed=seed)
     result["tokens_per_s"] = result["tokens"] / result["train_s"]
+    result["train_gflops"] = result["tokens_per_s"] * per_token / 1e9
+    if cpu_peak:
+        result["cpu_matmul_gflops"] = cpu_peak
+        result["mfu"] = result["train_gflops"] / cpu_peak
     return {"benchmark": "mlm_vs_trainer", "system": system, "seed": seed, **result}
 
 
@@ -124,7 +141,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         opts.seeds, opts.size, opts.docs, opts.steps, opts.batch_size, opts.max_len = "0", "nano", 200, 4, 8, 64
     args = {key: getattr(opts, key) for key in ("size", "docs", "steps", "batch_size", "max_len", "lr")}
     systems = parse_systems(parser, opts.systems, SYSTEMS)
-    rows = interleaved(opts.seeds, systems, lambda seed, system: {**measure(args, seed, system), **args},
+    import torch
+
+    per_token = flops_per_token(args)
+    cpu_peak = None if torch.cuda.is_available() else matmul_peak_gflops()
+    if cpu_peak:
+        print(f"fp32 matmul peak of this CPU: {cpu_peak:.1f} GFLOP/s; {per_token / 1e6:.1f} MFLOP per token")
+    rows = interleaved(opts.seeds, systems,
+                       lambda seed, system: {**measure(args, seed, system, per_token, cpu_peak), **args},
                        lambda row: (f"{row['tokens_per_s']:.0f} tokens/s over {row['steps']} steps, mean train loss "
                                     f"{row['mean_train_loss']:.3f}, {row['peak_rss_mb']:.0f} MB"))
     metrics = {"tokens_per_s": True, "peak_rss_mb": False}

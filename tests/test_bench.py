@@ -7,13 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from bertbench import train
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-MACHINE_COLUMNS = {"device", "cpu", "cpu_count", "torch_threads", "torch", "transformers", "commit", "command"}
+MACHINE_COLUMNS = {"device", "cpu", "cpu_bf16", "cpu_count", "torch_threads", "torch", "transformers", "commit",
+                   "command"}
 
 
 def run_bench(script: str, tmp_path: Path, *extra: str) -> pd.DataFrame:
@@ -39,8 +41,8 @@ def test_glue_vs_trainer_smoke(glue_dir, tmp_path):
 
 def test_longdoc_vs_belt_smoke(tmp_path):
     pytest.importorskip("belt_nlp")
-    frame = run_bench("longdoc_vs_belt", tmp_path, "--systems", "belt,bertbench")
-    assert set(frame["system"]) == {"belt", "bertbench"}
+    frame = run_bench("longdoc_vs_belt", tmp_path, "--systems", "belt,bertbench,bertbench_no_memory_savings")
+    assert set(frame["system"]) == {"belt", "bertbench", "bertbench_no_memory_savings"}
     assert (frame["train_docs"] == 16).all() and (frame["test_docs"] == 8).all()  # same documents on both sides
     assert frame["f1"].between(0, 1).all() and (frame["train_s"] > 0).all() and (frame["predict_s"] > 0).all()
 
@@ -50,6 +52,13 @@ def test_mlm_vs_trainer_smoke(tmp_path):
     assert set(frame["system"]) == {"trainer", "bertbench"}
     assert (frame["steps"] == 4).all() and (frame["tokens"] == 4 * 8 * 64).all()  # the same work on both sides
     assert (frame["tokens_per_s"] > 0).all() and frame["mean_train_loss"].notna().all()
+    # model FLOP/s from the same FLOPs per token on both sides, and on CPU the utilisation of a measured matmul peak
+    assert frame["train_gflops"].gt(0).all()
+    per_token = frame["train_gflops"] / frame["tokens_per_s"]
+    assert np.allclose(per_token, per_token.iloc[0])
+    if "cpu_matmul_gflops" in frame:
+        assert frame["cpu_matmul_gflops"].gt(0).all()
+        assert np.allclose(frame["mfu"], frame["train_gflops"] / frame["cpu_matmul_gflops"])
 
 
 def test_inference_vs_pipeline_smoke(glue_dir, tmp_path):
@@ -193,3 +202,17 @@ def test_glue_levers_smoke(glue_dir, tmp_path):
     assert MACHINE_COLUMNS <= set(frame.columns) and list(frame["lever"]) == ["attention_dropout_0"]
     assert (frame["timed_examples"] == 64).all()  # 2 timed steps of 32 on both sides
     assert (frame["lever_speedup"] > 0).all() and frame["bertbench_optimizer_share"].between(0, 1).all()
+
+
+def test_longdoc_step_memory_smoke(tmp_path):
+    """bench/longdoc_step_memory.py in its --tiny form: every mode in both allocator settings."""
+    out = tmp_path / "longdoc_step_memory.csv"
+    completed = subprocess.run([sys.executable, str(BENCH / "longdoc_step_memory.py"), "--tiny", "--out", str(out)],
+                               capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "memory_vs_off_default" in completed.stdout  # the summary table was printed
+    frame = pd.read_csv(out)
+    assert MACHINE_COLUMNS <= set(frame.columns)
+    assert set(frame["mode"]) == {"off", "selective", "full", "passes8"}
+    assert frame["allocator"].nunique() == 2  # glibc's default and large blocks mapped, each in its own process
+    assert (frame["step_s"] > 0).all() and (frame["peak_rise_mb"] >= 0).all()

@@ -43,6 +43,25 @@ def _high_water_mark_bytes() -> int | None:
     return int(found.group(1)) * 1024 if found else None
 
 
+# glibc serves a large allocation from its heap, not from a fresh mapping, once the process has freed a mapping that
+# size (its mmap threshold rises to at most 32 MiB). A training step's activations are tensors of a few MiB to tens of
+# MiB freed and reallocated at every step, so they end up in a fragmented heap that the OS never gets back: a MiniLM
+# training step on 24 windows of 512 tokens raised resident memory by 2,510 MB this way, by 2,061 MB with the
+# threshold fixed at 1 MiB, 5% slower (bench/longdoc_step_memory.py, docs/04's memory paragraph).
+LARGE_BLOCK_BYTES = 1 << 20
+
+
+def return_large_blocks_to_os(threshold: int = LARGE_BLOCK_BYTES) -> bool:
+    """Have glibc map every allocation of ``threshold`` bytes or more on its own and unmap it when freed (``mallopt
+    M_MMAP_THRESHOLD``), so the resident memory of a run is what its live tensors take. Process-wide and lasting; a
+    no-op returning False where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD = -3 (malloc.h)
+    except (OSError, AttributeError):
+        return False
+
+
 _peak_before_resets = 0  # the process's high-water mark before the last reset (for process_peak_bytes)
 
 

@@ -15,6 +15,7 @@ re-initialised. Which one happened is returned and recorded in the results.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -361,6 +362,62 @@ def attention_of(model) -> str:
     """The attention kernel ``model`` runs (transformers' ``_attn_implementation``; empty if it has none)."""
     targets = transformers_models(model)
     return str(getattr(targets[0].config, "_attn_implementation", "") or "") if targets else ""
+
+
+# ------------------------------------------------------------------------------------- activation checkpointing
+# What a training step keeps for its backward pass, per encoder layer (transformers' GradientCheckpointingLayer):
+# "off": everything (fastest, most memory); "selective": only the outputs of the matrix products and of the attention
+# kernel, the cheap elementwise work between them (LayerNorm, GELU, dropout, residual adds) recomputed in the backward
+# (PyTorch's selective activation checkpointing); "full": only each layer's input, the whole layer recomputed.
+# Recomputation replays the same operations on the same inputs with the same dropout masks, so the gradients are
+# those of "off" (tests/test_activation_memory.py). Costs measured on MiniLM, 24 windows of 512 tokens, on CPU:
+# bench/longdoc_step_memory.py, docs/04's memory paragraph.
+ACTIVATION_CHECKPOINTING = ("off", "selective", "full")
+
+
+@functools.cache
+def _saved_by_selective_checkpointing() -> frozenset:
+    """The operators whose outputs "selective" keeps: matrix products and every attention kernel this torch has."""
+    aten = torch.ops.aten
+    ops = [aten.mm.default, aten.addmm.default, aten.bmm.default, aten.baddbmm.default]
+    for name in ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+                 "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
+                 "_flash_attention_forward", "_efficient_attention_forward"):
+        if hasattr(aten, name):
+            ops.append(getattr(aten, name).default)
+    return frozenset(ops)
+
+
+def _selective_policy(ctx, op, *args, **kwargs):
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    saved = op in _saved_by_selective_checkpointing()
+    return CheckpointPolicy.MUST_SAVE if saved else CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def set_activation_checkpointing(model, mode: str) -> str:
+    """Turn activation checkpointing of ``model``'s encoder layers to ``mode`` (:data:`ACTIVATION_CHECKPOINTING`)
+    and return the mode it now trains with: ``"off"`` where the architecture has no checkpointable layers. It acts
+    only in training mode with gradients on; evaluation and prediction are unchanged."""
+    from torch.utils.checkpoint import create_selective_checkpoint_contexts
+
+    if mode not in ACTIVATION_CHECKPOINTING:
+        raise ValueError(f"activation_checkpointing={mode!r}: choose one of {', '.join(ACTIVATION_CHECKPOINTING)}")
+    targets = [target for target in transformers_models(model) if getattr(target, "supports_gradient_checkpointing",
+                                                                          False)]
+    if not targets:
+        return "off"
+    for target in targets:
+        enable = getattr(target, "activation_checkpointing_enable", None) or target.gradient_checkpointing_enable
+        disable = getattr(target, "activation_checkpointing_disable", None) or target.gradient_checkpointing_disable
+        if mode == "off":
+            disable()
+            continue
+        kwargs = {"use_reentrant": False}
+        if mode == "selective":
+            kwargs["context_fn"] = functools.partial(create_selective_checkpoint_contexts, _selective_policy)
+        enable(kwargs)
+    return mode
 
 
 # --------------------------------------------------------------------------------------------------- provenance

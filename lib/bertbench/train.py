@@ -135,10 +135,12 @@ def leaves_parameters_unused(model) -> bool:
     return type(model).__module__.startswith("bertbench.")
 
 
-def device_description(device: torch.device, precision: str = "no", attention: str = "", packed: bool = False) -> str:
+def device_description(device: torch.device, precision: str = "no", attention: str = "", packed: bool = False,
+                       checkpointing: str = "off") -> str:
     """The hardware a result came from, for the results' ``device`` column, with the autocast precision when one
-    was used, the attention kernel the model ran and whether it trained on packed batches
-    (``"cuda:NVIDIA H100 80GB HBM3, bf16, flash_attention_2 attention, packed batches"``)."""
+    was used, the attention kernel the model ran, whether it trained on packed batches and with activation
+    checkpointing (``"cuda:NVIDIA H100 80GB HBM3, bf16, flash_attention_2 attention, packed batches"``,
+    ``"cpu:x86_64 x2 threads, sdpa attention, selective activation checkpointing"``)."""
     if device.type == "cuda":
         name = f"cuda:{torch.cuda.get_device_name(device)}"
     else:
@@ -149,7 +151,9 @@ def device_description(device: torch.device, precision: str = "no", attention: s
         name = f"{name}, {precision}"
     if attention:
         name = f"{name}, {attention} attention"
-    return f"{name}, packed batches" if packed else name
+    if packed:
+        name = f"{name}, packed batches"
+    return f"{name}, {checkpointing} activation checkpointing" if checkpointing not in ("off", "", None) else name
 
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from NVIDIA's data sheets (V100: fp16, it has no bf16),

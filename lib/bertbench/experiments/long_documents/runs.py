@@ -63,8 +63,9 @@ from ...data.documents import (
 from ...data.examples import DataError
 from ...data.user_data import portable_source
 from ...dist import is_main_process
-from ...memory import PeakMemory
+from ...memory import PeakMemory, return_large_blocks_to_os
 from ...models import (
+    ACTIVATION_CHECKPOINTING,
     attention_of,
     build_classifier,
     configure_threads,
@@ -72,6 +73,7 @@ from ...models import (
     load_tokenizer,
     model_provenance,
     self_check,
+    set_activation_checkpointing,
 )
 from ...paths import portable_path, runs_dir
 from ...results import DOCUMENT_PREDICTIONS, check_writable, make_rows, write_predictions, write_results
@@ -154,6 +156,10 @@ class LongDocConfig(BaseConfig):
     attention_dropout: float = 0.0  # < 0 keeps the model's own; > 0 is much slower on CPU (see build_classifier)
     batch_size: int = 8  # documents per batch
     max_windows_per_pass: int = 32  # windows per encoder pass (bounds memory); more are checkpointed passes
+    # what each encoder layer keeps for the backward pass (models.ACTIVATION_CHECKPOINTING): "selective" recomputes
+    # the elementwise work between matrix products (same gradients, a few % slower, much less memory), "full" whole
+    # layers, "off" nothing
+    activation_checkpointing: str = "selective"
     eval_batch_size: int = 16  # documents
     grad_accum: int = 1
     lr: float = 1e-4
@@ -172,7 +178,7 @@ class LongDocConfig(BaseConfig):
     checkpoint_every: int = 0  # resume checkpoint every N optimizer steps too (0: epoch ends and checkpoint_minutes)
     checkpoint_minutes: float = 10.0  # resume checkpoint every N minutes of training (0: not by time)
 
-    RUNTIME = TRAINING_RUNTIME
+    RUNTIME = (*TRAINING_RUNTIME, "activation_checkpointing")  # same gradients: not part of a run's identity
     ADDED_FIELDS = ("tail_tokens", "tensorboard", "text_pair_column", "max_pair_tokens", "split_column", "regression")
     PRESETS = {
         "tiny": dict(datasets=("hyperpartisan", "bbc"), model="random-bert-2x64", runs=ALL_RUNS,
@@ -203,6 +209,7 @@ class LongDocConfig(BaseConfig):
                              f"({self.max_pair_tokens}) + the pair's special tokens (3 or more) exceed max_len "
                              f"({self.max_len}); lower BB_CHUNK_SIZE (and BB_STRIDE) or BB_MAX_PAIR_TOKENS")
         check_choice("mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
+        check_choice("activation_checkpointing", self.activation_checkpointing, ACTIVATION_CHECKPOINTING)
         if self.cv_folds and self.cv_folds < 3:
             raise ValueError(f"cv_folds: {self.cv_folds} must be 0 (fixed split) or >= 3")
         for name in ("max_train_docs", "max_eval_docs", "head_tokens", "tail_tokens", "minimal_chunk_length",
@@ -270,8 +277,10 @@ class LongDocConfig(BaseConfig):
                              checkpoint_every=self.checkpoint_every, checkpoint_minutes=self.checkpoint_minutes,
                              memory_hint=f"batch_size ({self.batch_size} documents; BB_BATCH_SIZE, with BB_GRAD_ACCUM "
                                          f"to keep the effective batch), max_windows_per_pass "
-                                         f"({self.max_windows_per_pass}; BB_MAX_WINDOWS_PER_PASS) or max_len "
-                                         f"({self.max_len}; BB_MAX_LEN)")
+                                         f"({self.max_windows_per_pass}; BB_MAX_WINDOWS_PER_PASS), max_len "
+                                         f"({self.max_len}; BB_MAX_LEN), or raise activation_checkpointing "
+                                         f"({self.activation_checkpointing}; BB_ACTIVATION_CHECKPOINTING=full keeps "
+                                         f"the least)")
 
 
 def run_id_for(cfg: LongDocConfig, dataset: str, run: str, seed: int, fold: int | None, name: str = "") -> str:
@@ -448,6 +457,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
     train_set = prepared.windows(fold, "train", spec, seed=seed)
     collate = WindowCollator(tokenizer.pad_token_id, multilabel=multilabel or regression)  # float labels for both
     accelerator = make_accelerator(cfg.train_settings(regression=regression))
+    return_large_blocks_to_os()  # resident memory is then what the live tensors take (memory.py)
     # this run's own peak memory, from before its model exists to its last prediction (memory.py)
     peak = PeakMemory(accelerator.device).start()
     model, head_init = build_classifier(
@@ -455,6 +465,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         trust_remote_code=cfg.trust_remote_code,
         attention_dropout=cfg.attention_dropout if cfg.attention_dropout >= 0 else None)
     model.config.bertbench_task = docs.name  # saved with the checkpoint: its provenance
+    checkpointing = set_activation_checkpointing(model, cfg.activation_checkpointing)
     if model.config.num_labels < 2 and not (multilabel or regression):
         raise ValueError(f"{docs.name}: {model.config.num_labels} label(s); a classifier needs at least 2")
     decoded = self_check(tokenizer, collate([{"windows": train_set.windows(i)} for i in range(min(4, len(train_set)))]),
@@ -532,7 +543,8 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         "variant": run + (f" fold{fold + 1}/{cfg.cv_folds}" if cfg.cv_folds else ""), "seed": seed,
         "init": model_provenance(cfg.model), "head_init": head_init,
         "selection": "best_epoch_on_val_split", "max_len": cfg.max_len, "train_examples": len(train_set),
-        "device": device_description(accelerator.device, accelerator.mixed_precision, attention_of(model)),
+        "device": device_description(accelerator.device, accelerator.mixed_precision, attention_of(model),
+                                     checkpointing=checkpointing),
         "wall_s": run_seconds(started, result),  # over every process of a resumed run
         "config": json.dumps({**cfg.recorded(), "split_file": prepared.split_file, "fold": fold_arg},
                              sort_keys=True),
