@@ -1,11 +1,14 @@
 """What could make notebook 03's training step faster at the *same* precision: each lever measured against
 bertbench's step side by side, in one process, step by step alternating (machine noise hits both alike).
 
-The step is ``train.fit``'s at fp32 (``BB_MIXED_PRECISION=no``): forward with the loss, backward, gradient clipping
-at 1.0, fused AdamW, on length-grouped batches of 32 from the task's training split. Levers (issue 23's list):
+The step is ``train.fit``'s at fp32 (``BB_MIXED_PRECISION=no``) with every lever off: forward with the loss,
+backward, gradient clipping at 1.0, fused AdamW, on length-grouped batches of 32 from the task's training split.
+Levers (issue 23's list, and one found here):
 - ``attention_dropout_0``: attention-probability dropout off (with it, PyTorch's CPU SDPA takes its math path);
 - ``compiled``: ``torch.compile`` of the model (``dynamic=True``; the compile time is reported apart, as
   ``warmup_s``, and left out of the speed);
+- ``first_token_last_layer``: the last encoder layer computes [CLS] alone, the only position the head reads
+  (``models.first_token_last_layer``; ``fit`` and ``predict`` do this by default, ``BB_LAST_LAYER``);
 - the optimizer's share (clip + AdamW + zero_grad, over all parameters, the 30,522 x 384 word embeddings included)
   and the host-side batch building's share of bertbench's own step, as columns: the most that sparse embedding
   updates, fewer host syncs or a faster dataloader could save.
@@ -17,24 +20,30 @@ at 1.0, fused AdamW, on length-grouped batches of 32 from the task's training sp
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import pandas as pd
 
 from _common import parse_systems, timed_train_step, tiny_encoder, write_results
 
-LEVERS = ("attention_dropout_0", "compiled")
+LEVERS = ("attention_dropout_0", "compiled", "first_token_last_layer")
+
+
+_KEPT = contextlib.ExitStack()  # levers that hold for a model's lifetime
 
 
 def _model(name: str, tokenizer, labels, lever: str | None):
     import torch
 
-    from bertbench.models import build_classifier
+    from bertbench.models import build_classifier, first_token_last_layer
     from bertbench.train import build_optimizer
 
     torch.manual_seed(0)
     model, _ = build_classifier(name, tokenizer, labels,
                                 attention_dropout=0.0 if lever == "attention_dropout_0" else None)
     model.train()
+    if lever == "first_token_last_layer":  # for the rest of this process: the model is the lever's alone
+        _KEPT.enter_context(first_token_last_layer(model, "first_token"))
     optimizer = build_optimizer(model, 5e-5, 0.0)
     forward = torch.compile(model, dynamic=True) if lever == "compiled" else model
     return model, forward, optimizer

@@ -192,14 +192,15 @@ def test_trainer_dev_scores_pair_each_prediction_with_its_own_label(tmp_path):
 
 
 def test_glue_levers_smoke(glue_dir, tmp_path):
-    """bench/glue_levers.py in its --tiny form (the attention-dropout lever; ``compiled`` takes minutes to compile)."""
+    """bench/glue_levers.py in its --tiny form (two levers; ``compiled`` takes minutes to compile)."""
     out = tmp_path / "glue_levers.csv"
     completed = subprocess.run([sys.executable, str(BENCH / "glue_levers.py"), "--tiny", "--tasks", "mrpc",
-                                "--levers", "attention_dropout_0", "--out", str(out)],
+                                "--levers", "attention_dropout_0,first_token_last_layer", "--out", str(out)],
                                capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     frame = pd.read_csv(out)
-    assert MACHINE_COLUMNS <= set(frame.columns) and list(frame["lever"]) == ["attention_dropout_0"]
+    assert MACHINE_COLUMNS <= set(frame.columns)
+    assert list(frame["lever"]) == ["attention_dropout_0", "first_token_last_layer"]
     assert (frame["timed_examples"] == 64).all()  # 2 timed steps of 32 on both sides
     assert (frame["lever_speedup"] > 0).all() and frame["bertbench_optimizer_share"].between(0, 1).all()
 

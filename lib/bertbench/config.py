@@ -75,9 +75,9 @@ class ConfigOverrideWarning(UserWarning):
 
 
 # ``BB_*`` variables read where they act, for every notebook alike, not config fields: how to run, never part of a
-# run id (the attention kernel, ``models.attention_setting``, and packing, ``packing.packing_setting``, are named in
-# the results' device column instead)
-PROCESS_ENV_VARS = ("BB_ATTENTION", "BB_PACKING")
+# run id (the attention kernel, ``models.attention_setting``, packing, ``packing.packing_setting``, and the last
+# layer on the first token, ``models.last_layer_setting``, are named in the results' device column instead)
+PROCESS_ENV_VARS = ("BB_ATTENTION", "BB_PACKING", "BB_LAST_LAYER")
 
 
 def known_env_names() -> set[str]:

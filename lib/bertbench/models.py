@@ -15,10 +15,12 @@ re-initialised. Which one happened is returned and recorded in the results.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
 import re
+import types
 from pathlib import Path
 
 import torch
@@ -418,6 +420,104 @@ def set_activation_checkpointing(model, mode: str) -> str:
             kwargs["context_fn"] = functools.partial(create_selective_checkpoint_contexts, _selective_policy)
         enable(kwargs)
     return mode
+
+
+# ------------------------------------------------------------------------------------ first-token last layer
+# A sequence classifier whose head reads only the first position of the last hidden state (BERT's pooler, the
+# RoBERTa / ELECTRA heads) wastes most of its last encoder layer: every position's query, attention output and
+# feed-forward are computed and then dropped. With ``BB_LAST_LAYER=first_token`` (default) the last layer computes
+# only position 0's (the keys and values still come from every position), in training and in prediction: the same
+# logits and gradients to float tolerance (tests/test_first_token.py; with dropout on, fewer random masks are drawn, so
+# a training run is not bit for bit the one ``all`` gives), about 1/L of an L-layer encoder's work less (MiniLM, 6
+# layers: bench/glue_levers.py, bench/inference_vs_pipeline.py). ``all`` computes every position. Packed batches
+# (many examples in one row) always compute every position.
+LAST_LAYER = ("first_token", "all")
+FIRST_TOKEN_HEADS = frozenset({"BertForSequenceClassification", "RobertaForSequenceClassification",
+                               "XLMRobertaForSequenceClassification", "CamembertForSequenceClassification",
+                               "ElectraForSequenceClassification"})
+
+
+def last_layer_setting() -> str:
+    """``BB_LAST_LAYER`` (default ``first_token``), checked against :data:`LAST_LAYER`."""
+    value = os.environ.get("BB_LAST_LAYER", "").strip() or "first_token"
+    if value not in LAST_LAYER:
+        raise ValueError(f"BB_LAST_LAYER={value!r}: choose one of {', '.join(LAST_LAYER)}")
+    return value
+
+
+def _first_token_layer(model):
+    """The last encoder layer of ``model`` if its head reads only position 0 and the layer is BERT's kind (query /
+    key / value, attention output, feed-forward; no cross-attention) on the SDPA or eager kernel; else None."""
+    model = getattr(model, "module", model)  # DDP
+    if type(model).__name__ not in FIRST_TOKEN_HEADS:
+        return None
+    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
+    if not layers:
+        return None
+    layer = layers[-1]
+    attention = getattr(getattr(layer, "attention", None), "self", None)
+    parts = (attention, getattr(layer.attention, "output", None), getattr(layer, "intermediate", None),
+             getattr(layer, "output", None))
+    if any(part is None for part in parts) or getattr(layer, "is_decoder", True) or hasattr(layer, "crossattention"):
+        return None
+    if not all(hasattr(attention, name) for name in ("query", "key", "value", "attention_head_size", "scaling")):
+        return None
+    if getattr(model.config, "_attn_implementation", None) not in ("sdpa", "eager"):
+        return None
+    return layer
+
+
+def _first_token_forward(layer, hidden_states, attention_mask=None, *args, **kwargs):
+    """A BERT-kind layer's forward for position 0 only: (B, T, H) -> (B, 1, H), equal to ``layer``'s own output at
+    position 0. Masks it cannot slice (another shape) get the layer's full forward."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    batch, length, _ = hidden_states.shape
+    mask = attention_mask
+    if mask is not None and not (mask.dim() == 4 and mask.shape[-2] in (1, length)):
+        return type(layer).forward(layer, hidden_states, attention_mask, *args, **kwargs)
+    if mask is not None and mask.shape[-2] == length:
+        mask = mask[:, :, :1]
+    attention = layer.attention.self
+    first = hidden_states[:, :1]
+
+    def heads(states, projection):
+        return projection(states).view(batch, states.shape[1], -1, attention.attention_head_size).transpose(1, 2)
+
+    kernel = ALL_ATTENTION_FUNCTIONS.get_interface(attention.config._attn_implementation, _eager_attention)
+    context, _ = kernel(attention, heads(first, attention.query), heads(hidden_states, attention.key),
+                        heads(hidden_states, attention.value), mask,
+                        dropout=attention.dropout.p if attention.training else 0.0, scaling=attention.scaling)
+    attended = layer.attention.output(context.reshape(batch, 1, -1), first)
+    return layer.output(layer.intermediate(attended), attended)
+
+
+def _eager_attention(*args, **kwargs):
+    from transformers.models.bert.modeling_bert import eager_attention_forward
+
+    return eager_attention_forward(*args, **kwargs)
+
+
+def first_token_applies(model, setting: str | None = None) -> bool:
+    """Whether :func:`first_token_last_layer` computes ``model``'s last layer for position 0 only (for the results'
+    ``device`` column)."""
+    return (setting or last_layer_setting()) == "first_token" and _first_token_layer(model) is not None
+
+
+@contextlib.contextmanager
+def first_token_last_layer(model, setting: str | None = None):
+    """Within the block, ``model``'s last encoder layer computes position 0 only, where :func:`first_token_applies`
+    (the model's outputs other than its logits, such as ``last_hidden_state``, then have one position). Nested
+    blocks are fine; on leaving the outermost the layer is restored. Yields whether it applies."""
+    layer = _first_token_layer(model) if (setting or last_layer_setting()) == "first_token" else None
+    if layer is None or "forward" in vars(layer):  # not applicable, or an outer block installed it
+        yield layer is not None
+        return
+    layer.forward = types.MethodType(_first_token_forward, layer)
+    try:
+        yield True
+    finally:
+        del layer.forward
 
 
 # --------------------------------------------------------------------------------------------------- provenance

@@ -35,7 +35,7 @@ from .checkpoint import (
     save_training_state,
 )
 from .encoding import SortedBatchSampler
-from .models import set_attention
+from .models import first_token_last_layer, set_attention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,11 +136,13 @@ def leaves_parameters_unused(model) -> bool:
 
 
 def device_description(device: torch.device, precision: str = "no", attention: str = "", packed: bool = False,
-                       checkpointing: str = "off") -> str:
+                       checkpointing: str = "off", first_token: bool = False) -> str:
     """The hardware a result came from, for the results' ``device`` column, with the autocast precision when one
-    was used, the attention kernel the model ran, whether it trained on packed batches and with activation
+    was used, the attention kernel the model ran, whether it trained on packed batches, whether its last layer
+    computed the first position only (:func:`bertbench.models.first_token_last_layer`) and with activation
     checkpointing (``"cuda:NVIDIA H100 80GB HBM3, bf16, flash_attention_2 attention, packed batches"``,
-    ``"cpu:x86_64 x2 threads, sdpa attention, selective activation checkpointing"``)."""
+    ``"cpu:x86_64 x2 threads, sdpa attention, last layer on the first token, selective activation
+    checkpointing"``)."""
     if device.type == "cuda":
         name = f"cuda:{torch.cuda.get_device_name(device)}"
     else:
@@ -153,6 +155,8 @@ def device_description(device: torch.device, precision: str = "no", attention: s
         name = f"{name}, {attention} attention"
     if packed:
         name = f"{name}, packed batches"
+    if first_token:
+        name = f"{name}, last layer on the first token"
     return f"{name}, {checkpointing} activation checkpointing" if checkpointing not in ("off", "", None) else name
 
 
@@ -280,6 +284,19 @@ class _Checkpointing:
         self.last = time.monotonic()
 
 
+def _last_layer_on_first_token(function):
+    """Run ``function(model, ...)`` with ``model``'s last layer computing position 0 only where its head reads no
+    other (:func:`bertbench.models.first_token_last_layer`, ``BB_LAST_LAYER``); not for a packed ``objective``,
+    whose rows hold many examples."""
+    @functools.wraps(function)
+    def wrapper(model, *args, **kwargs):
+        packed = kwargs.get("objective") is not None
+        with contextlib.nullcontext() if packed else first_token_last_layer(model):
+            return function(model, *args, **kwargs)
+    return wrapper
+
+
+@_last_layer_on_first_token
 def fit(model, train_loader, evaluate: Callable[[torch.nn.Module], dict[str, float]] | None, select_metric: str,
         settings: TrainSettings, checkpoint_dir: str | Path, accelerator=None, *, higher_is_better: bool = True,
         loss_fn: Callable = _default_loss, save_extra: Callable[[Path], None] | None = None, desc: str = "train",
@@ -526,6 +543,7 @@ def _check_finite(first_bad: torch.Tensor, desc: str, epoch: int, state: LoopSta
         + "Lower the learning rate, set BB_MIXED_PRECISION=no, or check the data.")
 
 
+@_last_layer_on_first_token
 @torch.no_grad()
 def predict(model, dataset, collate, batch_size: int, accelerator=None, desc: str = "predict",
             memory_hint: str = "the evaluation batch size (BB_EVAL_BATCH_SIZE)") -> np.ndarray:

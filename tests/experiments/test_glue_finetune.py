@@ -55,7 +55,8 @@ def test_a_run_writes_one_prediction_per_dev_example(tiny_runs):
 
 def test_each_row_names_the_attention_kernel_the_run_took(tiny_runs):
     _, frame = tiny_runs
-    assert frame["device"].str.endswith(", sdpa attention").all()  # BB_ATTENTION=auto: SDPA, which BERT has
+    # BB_ATTENTION=auto: SDPA, which BERT has; its pooler reads [CLS] alone, so the last layer computes it alone
+    assert frame["device"].str.endswith(", sdpa attention, last layer on the first token").all()
     speed = frame[frame["metric"].isin(["tokens_per_s", "tflops", "mfu"])]
     assert set(speed["metric"]) == {"tokens_per_s", "tflops"}  # no MFU without a device peak (a CPU)
     assert (speed["value"] > 0).all()

@@ -35,6 +35,7 @@ from ...models import (
     attention_of,
     build_classifier,
     configure_threads,
+    first_token_applies,
     intermediate_task,
     is_random,
     load_tokenizer,
@@ -419,6 +420,7 @@ class Outcome:
     eval_logits: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # split -> (N, K)
     attention: str = ""  # the attention kernel the model ran (models.set_attention)
     packed: bool = False  # trained on packed batches (packing.use_packing)
+    first_token: bool = False  # its last layer computed position 0 only (models.first_token_last_layer)
 
 
 def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selection_set, eval_sets: dict, collate,
@@ -479,7 +481,8 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
                         tokens / result.train_seconds * per_token / (device_peak * 1e12)))
     entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
-    return model, Outcome(result, entries, dev_score, accelerator, eval_logits, attention_of(model), packed)
+    return model, Outcome(result, entries, dev_score, accelerator, eval_logits, attention_of(model), packed,
+                          not packed and first_token_applies(model))
 
 
 def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: str, variant: str, head_init: str,
@@ -490,7 +493,7 @@ def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: 
         "task": task.name, "variant": variant, "seed": seed, "init": init_label(cfg), "head_init": head_init,
         "selection": SELECTION_LABELS[cfg.selection], "max_len": cfg.max_len, "train_examples": train_examples,
         "device": device_description(outcome.accelerator.device, outcome.accelerator.mixed_precision,
-                                     outcome.attention, outcome.packed),
+                                     outcome.attention, outcome.packed, first_token=outcome.first_token),
         "wall_s": run_seconds(started, outcome.result), "config": cfg.to_json(),
     }
     return make_rows(common, outcome.entries)

@@ -69,6 +69,8 @@ from ...models import (
     attention_of,
     build_classifier,
     configure_threads,
+    first_token_applies,
+    first_token_last_layer,
     is_random,
     load_tokenizer,
     model_provenance,
@@ -336,7 +338,7 @@ def predict_documents(model, dataset: DocumentWindows, collate: WindowCollator, 
         indices = order[start:start + cfg.eval_batch_size]
         batch = collate([dataset[i] for i in indices])
         batch = {key: value.to(device) for key, value in batch.items() if key != "labels"}
-        with autocast():
+        with autocast(), first_token_last_layer(model):  # BB_LAST_LAYER, as in training
             logits = encode_windows(model, batch, cfg.max_windows_per_pass * 4).float()
         probs = (A.doc_values(logits, batch["doc_index"], len(indices), rule, cfg.custom_agg_c) if regression else
                  A.doc_probabilities(logits, batch["doc_index"], len(indices), rule, multilabel, cfg.custom_agg_c))
@@ -544,7 +546,7 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         "init": model_provenance(cfg.model), "head_init": head_init,
         "selection": "best_epoch_on_val_split", "max_len": cfg.max_len, "train_examples": len(train_set),
         "device": device_description(accelerator.device, accelerator.mixed_precision, attention_of(model),
-                                     checkpointing=checkpointing),
+                                     checkpointing=checkpointing, first_token=first_token_applies(model)),
         "wall_s": run_seconds(started, result),  # over every process of a resumed run
         "config": json.dumps({**cfg.recorded(), "split_file": prepared.split_file, "fold": fold_arg},
                              sort_keys=True),
