@@ -8,8 +8,9 @@ The Trainer side is the usual recipe: ``DataCollatorForLanguageModeling`` and th
 Tokens/s counts every input token of the training steps (evaluation excluded on both sides). Each (system, seed) runs
 in a fresh process. Writes ``bench/results/mlm_vs_trainer.csv`` with each side's model FLOP/s (``train_gflops``:
 tokens/s times notebook 02's training FLOPs per token, the MLM head counted on the masked positions for both) and its
-model FLOPs utilisation: on a GPU against its data-sheet bf16 peak, on a CPU against the fastest fp32 2048 x 2048
-matrix product this machine ran at the same thread count before the runs (``cpu_matmul_gflops``).
+model FLOPs utilisation, worked out here for both sides alike: on a GPU against its data-sheet bf16 peak
+(``gpu_datasheet_bf16_gflops``), on a CPU against the fastest fp32 2048 x 2048 matrix product this machine ran at the
+same thread count before the runs (``cpu_matmul_gflops``).
 
     python bench/mlm_vs_trainer.py                  # 60 steps of 32 x 128 tokens, seeds 0 and 1
 """
@@ -59,11 +60,8 @@ def run_bertbench(args: dict, seed: int) -> dict:
         result = pretrain(cfg, os.path.join(tmp, "results.csv"))
     history = result.history  # one row per evaluation, columns <split>_<metric>
     last = lambda column: float(history[column].dropna().iloc[-1])  # noqa: E731
-    out = {"steps": result.state.step, "tokens": result.state.tokens_seen, "train_s": result.state.train_seconds,
-           "mean_train_loss": last("train_loss")}  # one evaluation at the end: the mean over every step
-    if "train_mfu" in history:
-        out["mfu"] = last("train_mfu")
-    return out
+    return {"steps": result.state.step, "tokens": result.state.tokens_seen, "train_s": result.state.train_seconds,
+            "mean_train_loss": last("train_loss")}  # one evaluation at the end: the mean over every step
 
 
 def run_trainer(args: dict, seed: int) -> dict:
@@ -75,7 +73,7 @@ def run_trainer(args: dict, seed: int) -> dict:
         set_seed,
     )
 
-    from bertbench.experiments.pretrain_mlm import PEAK_TFLOPS, build_mlm_model, train_flops_per_token
+    from bertbench.experiments.pretrain_mlm import build_mlm_model
 
     cfg = pretrain_config(args, seed)
     data, tokenizer = blocks(cfg)
@@ -95,13 +93,8 @@ def run_trainer(args: dict, seed: int) -> dict:
         output = trainer.train()
         train_s = time.perf_counter() - started
     tokens = cfg.max_steps * cfg.batch_size * cfg.max_len
-    out = {"steps": cfg.max_steps, "tokens": tokens, "train_s": train_s,
-           "mean_train_loss": float(output.training_loss)}  # the mean over every step, as bertbench's
-    if torch.cuda.is_available():
-        peak = next((v for k, v in PEAK_TFLOPS.items() if k in torch.cuda.get_device_name(0)), None)
-        if peak:
-            out["mfu"] = tokens / train_s * train_flops_per_token(model, cfg.max_len, cfg.mask_prob) / (peak * 1e12)
-    return out
+    return {"steps": cfg.max_steps, "tokens": tokens, "train_s": train_s,
+            "mean_train_loss": float(output.training_loss)}  # the mean over every step, as bertbench's
 
 
 def flops_per_token(args: dict) -> float:
@@ -114,13 +107,26 @@ def flops_per_token(args: dict) -> float:
     return train_flops_per_token(model, cfg.max_len, cfg.mask_prob)
 
 
-def measure(args: dict, seed: int, system: str, per_token: float, cpu_peak: float | None) -> dict:
+def device_peak_gflops() -> tuple[float | None, str]:
+    """The denominator of both sides' MFU and where it comes from: a GPU's data-sheet bf16 peak
+    (``train.PEAK_BF16_TFLOPS``; None for a GPU not in it), or this CPU's fastest fp32 matrix product, measured."""
+    import torch
+
+    from bertbench.train import peak_tflops
+
+    if torch.cuda.is_available():
+        peak = peak_tflops(torch.cuda.get_device_name(0))
+        return (peak * 1e3 if peak else None), "gpu_datasheet_bf16_gflops"
+    return matmul_peak_gflops(), "cpu_matmul_gflops"
+
+
+def measure(args: dict, seed: int, system: str, per_token: float, peak: float | None, peak_name: str) -> dict:
     result = run_isolated(run_trainer if system == "trainer" else run_bertbench, args=args, seed=seed)
     result["tokens_per_s"] = result["tokens"] / result["train_s"]
     result["train_gflops"] = result["tokens_per_s"] * per_token / 1e9
-    if cpu_peak:
-        result["cpu_matmul_gflops"] = cpu_peak
-        result["mfu"] = result["train_gflops"] / cpu_peak
+    if peak:
+        result[peak_name] = peak
+        result["mfu"] = result["train_gflops"] / peak
     return {"benchmark": "mlm_vs_trainer", "system": system, "seed": seed, **result}
 
 
@@ -141,14 +147,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         opts.seeds, opts.size, opts.docs, opts.steps, opts.batch_size, opts.max_len = "0", "nano", 200, 4, 8, 64
     args = {key: getattr(opts, key) for key in ("size", "docs", "steps", "batch_size", "max_len", "lr")}
     systems = parse_systems(parser, opts.systems, SYSTEMS)
-    import torch
-
     per_token = flops_per_token(args)
-    cpu_peak = None if torch.cuda.is_available() else matmul_peak_gflops()
-    if cpu_peak:
-        print(f"fp32 matmul peak of this CPU: {cpu_peak:.1f} GFLOP/s; {per_token / 1e6:.1f} MFLOP per token")
+    peak, peak_name = device_peak_gflops()
+    print(f"{per_token / 1e6:.1f} MFLOP per token; MFU against "
+          + (f"{peak:.1f} GFLOP/s ({peak_name})" if peak else "nothing: this GPU is not in train.PEAK_BF16_TFLOPS"))
     rows = interleaved(opts.seeds, systems,
-                       lambda seed, system: {**measure(args, seed, system, per_token, cpu_peak), **args},
+                       lambda seed, system: {**measure(args, seed, system, per_token, peak, peak_name), **args},
                        lambda row: (f"{row['tokens_per_s']:.0f} tokens/s over {row['steps']} steps, mean train loss "
                                     f"{row['mean_train_loss']:.3f}, {row['peak_rss_mb']:.0f} MB"))
     metrics = {"tokens_per_s": True, "peak_rss_mb": False}

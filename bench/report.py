@@ -48,7 +48,7 @@ BENCHES = {
         targets=[(None, "trainer", "tokens_per_s", 5.0)],
         note=("MFU: model FLOP/s (tokens/s × notebook 02's training FLOPs per token, the MLM head counted on the "
               "masked positions for both systems) over the fastest fp32 2048 × 2048 matrix product this machine ran "
-              "(`cpu_matmul_gflops`), or a GPU's data-sheet bf16 peak.")),
+              "(`cpu_matmul_gflops`), or a GPU's data-sheet bf16 peak (`gpu_datasheet_bf16_gflops`).")),
     "inference_vs_pipeline": dict(
         title="Inference vs transformers' pipeline", keys=["dataset"], quality="agreement_with_bertbench",
         runs="repeat", metrics={"examples_per_s": True, "peak_rss_mb": False},

@@ -319,3 +319,7 @@ def test_mfu_peaks_match_the_most_specific_device_name_and_flops_count_the_encod
     encoder = load_encoder("random-bert-2x64", bert_tokenizer, 64)
     own = SequenceClassifier(encoder, 2, "single_label_classification", pooling="mean", dropout=0.0)
     assert encoder_train_flops_per_token(own, 10.0) == encoder_train_flops_per_token(model, 10.0)
+    # the last layer on the first token (models.first_token_last_layer): per token, only its keys and values
+    assert encoder_train_flops_per_token(model, 10.0, first_token=True) == \
+        6.0 * (49_152 + 2 * 64 * 64) + 12.0 * 1 * 64 * 10.0
+    assert encoder_train_flops_per_token(own, 10.0, first_token=True) == encoder_train_flops_per_token(own, 10.0)

@@ -177,18 +177,26 @@ def device_peak_tflops(device: torch.device) -> float | None:
     return peak_tflops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
 
 
-def encoder_train_flops_per_token(model, seq_len: float) -> float:
+def encoder_train_flops_per_token(model, seq_len: float, first_token: bool = False) -> float:
     """Training FLOPs per token of the transformer encoder inside ``model``: 6 x its weights outside the embedding
     tables (forward + backward) plus attention's 12 x layers x hidden x sequence length (PaLM's appendix B count); a
-    classification head's few weights are left out."""
-    from .models import transformers_models
+    classification head's few weights are left out. ``first_token``: the last layer computed the first position
+    alone (:func:`bertbench.models.first_token_last_layer`), so only its key and value weights (and no attention)
+    count per token."""
+    from .models import _first_token_layer, transformers_models
 
     found = transformers_models(model)
     base = getattr(found[0], "base_model", found[0]) if found else model
     encoder = getattr(base, "encoder", base)
     config = base.config
     weights = sum(p.numel() for p in encoder.parameters() if p.ndim == 2)
-    return 6.0 * weights + 12.0 * config.num_hidden_layers * config.hidden_size * seq_len
+    layers = config.num_hidden_layers
+    last = _first_token_layer(model) if first_token else None
+    if last is not None:
+        kept = (last.attention.self.key.weight, last.attention.self.value.weight)
+        weights -= sum(p.numel() for p in last.parameters() if p.ndim == 2) - sum(p.numel() for p in kept)
+        layers -= 1
+    return 6.0 * weights + 12.0 * layers * config.hidden_size * seq_len
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

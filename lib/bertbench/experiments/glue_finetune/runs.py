@@ -474,7 +474,8 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     entries.append(("train", result.best_epoch, "train_tokens", tokens))
     entries.append(("train", result.best_epoch, "tokens_per_s", tokens / result.train_seconds))
     # model FLOPs per second, and their share of the device's data-sheet peak where it has one (GPUs; MFU)
-    per_token = encoder_train_flops_per_token(model, float(np.mean(train_set.lengths)))
+    first_token = not packed and first_token_applies(model)
+    per_token = encoder_train_flops_per_token(model, float(np.mean(train_set.lengths)), first_token)
     entries.append(("train", result.best_epoch, "tflops", tokens / result.train_seconds * per_token / 1e12))
     if (device_peak := device_peak_tflops(accelerator.device)) is not None:
         entries.append(("train", result.best_epoch, "mfu",
@@ -482,7 +483,7 @@ def fit_and_evaluate(cfg: GlueConfig, task: GlueTask, model, train_set, selectio
     entries.append(("train", result.best_epoch, "train_s", result.train_seconds))
     entries.append(("train", result.best_epoch, "epochs_run", len(result.history)))
     return model, Outcome(result, entries, dev_score, accelerator, eval_logits, attention_of(model), packed,
-                          not packed and first_token_applies(model))
+                          first_token)
 
 
 def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: str, variant: str, head_init: str,

@@ -532,17 +532,16 @@ def run_one(cfg: LongDocConfig, prepared: PreparedDataset, run: str, seed: int, 
         ("train", best, "train_s", result.train_seconds),
         ("test", best, "predict_s", predict_s),
     ]
-    # model FLOPs per second over the windows trained on (attention at the window length), and MFU on a GPU with a
-    # data-sheet peak
-    flops = train_tokens * encoder_train_flops_per_token(model, cfg.max_len) / max(result.train_seconds, 1e-9)
+    # model FLOPs per second over the windows trained on (attention at the window length); MFU on a GPU with a peak
+    per_token = encoder_train_flops_per_token(model, cfg.max_len, first_token_applies(model))
+    flops = train_tokens * per_token / max(result.train_seconds, 1e-9)
     entries.append(("train", best, "tflops", flops / 1e12))
     if (device_peak := device_peak_tflops(accelerator.device)) is not None:
         entries.append(("train", best, "mfu", flops / (device_peak * 1e12)))
     entries += [("run", best, name, value) for name, value in peak.metrics().items()]
     common = {
         "run_id": run_id, "notebook": NOTEBOOK, "preset": cfg.preset, "model": model_label(cfg.model),
-        "task": docs.name,
-        "variant": run + (f" fold{fold + 1}/{cfg.cv_folds}" if cfg.cv_folds else ""), "seed": seed,
+        "task": docs.name, "variant": run + (f" fold{fold + 1}/{cfg.cv_folds}" if cfg.cv_folds else ""), "seed": seed,
         "init": model_provenance(cfg.model), "head_init": head_init,
         "selection": "best_epoch_on_val_split", "max_len": cfg.max_len, "train_examples": len(train_set),
         "device": device_description(accelerator.device, accelerator.mixed_precision, attention_of(model),
