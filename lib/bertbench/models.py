@@ -445,7 +445,7 @@ def last_layer_setting() -> str:
     return value
 
 
-def _first_token_layer(model):
+def first_token_layer(model):
     """The last encoder layer of ``model`` if its head reads only position 0 and the layer is BERT's kind (query /
     key / value, attention output, feed-forward; no cross-attention) on the SDPA or eager kernel; else None."""
     model = getattr(model, "module", model)  # DDP
@@ -455,8 +455,9 @@ def _first_token_layer(model):
     if not layers:
         return None
     layer = layers[-1]
-    attention = getattr(getattr(layer, "attention", None), "self", None)
-    parts = (attention, getattr(layer.attention, "output", None), getattr(layer, "intermediate", None),
+    block = getattr(layer, "attention", None)
+    attention = getattr(block, "self", None)
+    parts = (attention, getattr(block, "output", None), getattr(layer, "intermediate", None),
              getattr(layer, "output", None))
     if any(part is None for part in parts) or getattr(layer, "is_decoder", True) or hasattr(layer, "crossattention"):
         return None
@@ -501,7 +502,7 @@ def _eager_attention(*args, **kwargs):
 def first_token_applies(model, setting: str | None = None) -> bool:
     """Whether :func:`first_token_last_layer` computes ``model``'s last layer for position 0 only (for the results'
     ``device`` column)."""
-    return (setting or last_layer_setting()) == "first_token" and _first_token_layer(model) is not None
+    return (setting or last_layer_setting()) == "first_token" and first_token_layer(model) is not None
 
 
 @contextlib.contextmanager
@@ -509,7 +510,7 @@ def first_token_last_layer(model, setting: str | None = None):
     """Within the block, ``model``'s last encoder layer computes position 0 only, where :func:`first_token_applies`
     (the model's outputs other than its logits, such as ``last_hidden_state``, then have one position). Nested
     blocks are fine; on leaving the outermost the layer is restored. Yields whether it applies."""
-    layer = _first_token_layer(model) if (setting or last_layer_setting()) == "first_token" else None
+    layer = first_token_layer(model) if (setting or last_layer_setting()) == "first_token" else None
     if layer is None or "forward" in vars(layer):  # not applicable, or an outer block installed it
         yield layer is not None
         return

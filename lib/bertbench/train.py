@@ -183,7 +183,7 @@ def encoder_train_flops_per_token(model, seq_len: float, first_token: bool = Fal
     classification head's few weights are left out. ``first_token``: the last layer computed the first position
     alone (:func:`bertbench.models.first_token_last_layer`), so only its key and value weights (and no attention)
     count per token."""
-    from .models import _first_token_layer, transformers_models
+    from .models import first_token_layer, transformers_models
 
     found = transformers_models(model)
     base = getattr(found[0], "base_model", found[0]) if found else model
@@ -191,7 +191,7 @@ def encoder_train_flops_per_token(model, seq_len: float, first_token: bool = Fal
     config = base.config
     weights = sum(p.numel() for p in encoder.parameters() if p.ndim == 2)
     layers = config.num_hidden_layers
-    last = _first_token_layer(model) if first_token else None
+    last = first_token_layer(model) if first_token else None
     if last is not None:
         kept = (last.attention.self.key.weight, last.attention.self.value.weight)
         weights -= sum(p.numel() for p in last.parameters() if p.ndim == 2) - sum(p.numel() for p in kept)
