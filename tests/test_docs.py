@@ -116,3 +116,32 @@ def test_notebook_03_s_time_is_given_per_make_target_that_wrote_its_rows():
     assert _glue_command("minilm", '{"lr": 1e-04, "lr_grid": [2e-05, 5e-05, 0.0001]}') == "make glue-reference"
     assert _glue_command("mlm-roberta-preln-mini-cpu", '{"lr": 5e-05}') == "make glue-pretrained"
     assert _glue_command("mlm-roberta-preln-mini-cpu", '{"lr_grid": [2e-05]}') == "make glue-reference-pretrained"
+
+
+def test_published_rows_stand_beside_the_chosen_rate_only():
+    """docs/03's table of published dev numbers takes bertbench's cell from the rate a finished sweep chose (never a
+    sweep point, never a sweep still under way) and each published cell from references/glue_published.csv, saying
+    which metric a single-metric cell is."""
+    import json
+
+    import pandas as pd
+
+    from bertbench.docs_tables import glue_published_markdown
+    from bertbench.results import make_rows
+
+    def run(task, lr, dev, holdout, grid=(2e-5, 5e-5, 1e-4)):
+        config = {"lr": lr, "lr_grid": list(grid), "seeds": [0]}
+        common = {"run_id": f"{task}-0-{lr}-{len(grid)}", "notebook": "03_glue_finetune", "preset": "cpu",
+                  "model": "m", "task": task, "seed": 0, "init": "sentence-embedding", "head_init": "new",
+                  "selection": "best_epoch_on_train_holdout", "max_len": 128, "train_examples": 100,
+                  "device": "cpu", "wall_s": 1.0, "config": json.dumps(config)}
+        return make_rows(common, [("dev", 0, "score", dev), ("train_holdout", 0, "score", holdout)])
+
+    rows = run("mrpc", 2e-5, 0.99, 0.70) + run("mrpc", 5e-5, 0.98, 0.75) + run("mrpc", 1e-4, 0.81, 0.80)
+    rows += run("rte", 2e-5, 0.52, 0.54)
+    lines = glue_published_markdown(pd.DataFrame(rows)).splitlines()
+    assert "| mrpc | 81.0 (1) | 88.9 | 88.0 | 87.5 |" in lines  # the chosen rate, not the better sweep points
+    assert "| rte | – | 68.8 | 66.7 | 59.9 |" in lines  # 1 of 3 rates run: nothing chosen yet
+    assert any(line.startswith("- ELECTRA-Small") and "mrpc accuracy" in line for line in lines)
+    no_grid = run("mrpc", 1e-4, 0.81, 0.80, grid=())
+    assert glue_published_markdown(pd.DataFrame(no_grid)) == ""  # a study without a sweep has no such table

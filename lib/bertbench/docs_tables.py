@@ -84,6 +84,49 @@ def glue_markdown(frame: pd.DataFrame) -> str:
     return "\n\n".join(parts)
 
 
+# Published dev numbers shown beside the reference protocol's rows (lib/bertbench/references/glue_published.csv)
+PUBLISHED_BESIDE = ("MiniLM-L6-H384 (v1, uncased)", "ELECTRA-Small (released)", "DistilBERT")
+
+
+def glue_published_markdown(frame: pd.DataFrame) -> str:
+    """Each reference study's chosen rows (median dev score over seeds, x100) beside the published dev numbers of
+    :data:`PUBLISHED_BESIDE`, which are other checkpoints under other budgets: the table says so, and what each
+    published cell measures."""
+    from .experiments.aggregate_results import GLUE_TASKS, load_references, reference_cells
+
+    cells = reference_cells(load_references())
+    cells = cells[(cells["split"] == "dev") & cells["model"].isin(PUBLISHED_BESIDE)]
+    parts = []
+    for title, rows in glue_studies(frame):
+        if not json.loads(rows["config"].iloc[0]).get("lr_grid"):
+            continue
+        table, _ = glue_summary(rows)
+        chosen = table[table["lr_choice"].str.startswith("chosen")].set_index("task")
+        model = rows["model"].iloc[0]
+        lines = [f"**`{model}`, the reference protocol, against published dev numbers of other checkpoints** (x100)",
+                 "", f"| task | bertbench `{model}` (median of seeds, chosen lr) | " + " | ".join(PUBLISHED_BESIDE)
+                 + " |", "|---|---:|" + "---:|" * len(PUBLISHED_BESIDE)]
+        for task in sorted(set(chosen.index) | set(cells["task"]), key=GLUE_TASKS.index):
+            ours = (f"{100 * chosen.loc[task, 'score_median']:.1f} ({chosen.loc[task, 'seeds']})"
+                    if task in chosen.index else "–")
+            theirs = []
+            for name in PUBLISHED_BESIDE:
+                cell = cells[(cells["model"] == name) & (cells["task"] == task)]
+                theirs.append(f"{100 * cell['median'].iloc[0]:.1f}" if len(cell) else "–")
+            lines.append(f"| {task} | {ours} | " + " | ".join(theirs) + " |")
+        lines += ["", f"bertbench: {title.split(' — ', 1)[1]}; GLUE's score per task (MRPC: mean of accuracy and F1, "
+                  "STS-B: mean of Pearson and Spearman), selection on the held-out 10%, init "
+                  f"`{_joined(rows['init'])}`. Published, other checkpoints (never pooled with the runs):"]
+        for name in PUBLISHED_BESIDE:
+            mine = cells[cells["model"] == name]
+            named = sorted({f"{task} {text[5:]}" for task, text in zip(mine["task"], mine["score_is"], strict=True)
+                            if text.startswith("only ")})
+            lines.append(f"- {name}: [{mine['variant'].iloc[0]}]({mine['url'].iloc[0]}) — "
+                         f"{mine['protocol_text'].mode().iloc[0]}" + (f" (cells: {', '.join(named)})" if named else ""))
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def tokenizer_markdown(frame: pd.DataFrame) -> str:
     """One line per tokenizer: vocabulary, training time and corpus, fertility and unknown rate on the eval corpus."""
     lines = ["| tokenizer | vocabulary | trained on | training time | eval corpus | fertility (tokens/word) | "
@@ -133,16 +176,22 @@ def longdoc_markdown(frame: pd.DataFrame, predictions: pd.DataFrame | None = Non
     comparison = compare_to(frame, predictions) if predictions is not None else pd.DataFrame()
     parts = []
     for (dataset, model, preset), part in table.groupby(["dataset", "model", "preset"], sort=False):
-        lines = [f"**{dataset}** — model `{model}`, preset `{preset}`, {int(part['train_docs'].iloc[0])} training "
-                 f"documents, device `{part['device'].iloc[0]}`", "",
-                 "| strategy | runs (seeds) | test accuracy [95% CI] | test F1 [95% CI] | tokens/doc, train (per "
-                 "epoch) | tokens/doc, inference | windows/doc | train time | predict time | peak memory | best "
-                 "epoch |",
-                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        runs = frame[(frame["task"] == dataset) & (frame["model"] == model) & (frame["preset"] == preset)]
+        devices = runs["device"] if len(runs) else part["device"]
+        budgets = sorted({int(n) for n in part["train_docs"]}, reverse=True)
+        several = len(budgets) > 1  # then each row says its own
+        lines = [f"**{dataset}** — model `{model}`, preset `{preset}`, "
+                 + (f"{budgets[0]} training documents, " if not several else "")
+                 + f"device `{_joined(devices)}`", "",
+                 "| strategy | " + ("training documents | " if several else "") + "runs (seeds) | test accuracy "
+                 "[95% CI] | test F1 [95% CI] | tokens/doc, train (per epoch) | tokens/doc, inference | windows/doc | "
+                 "train time | predict time | peak memory | best epoch |",
+                 "|---|" + ("---:|" if several else "") + "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in part.itertuples(index=False):
             name = f"`{row.variant}`" + (f" ({row.differs})" if row.differs else "")
             lines.append(
-                f"| {name} | {row.runs} ({row.seeds}) | {row.accuracy:.3f} [{row.accuracy_ci_low:.3f}, "
+                f"| {name} | " + (f"{int(row.train_docs)} | " if several else "") + f"{row.runs} ({row.seeds}) | "
+                f"{row.accuracy:.3f} [{row.accuracy_ci_low:.3f}, "
                 f"{row.accuracy_ci_high:.3f}] | {row.f1:.3f} [{row.f1_ci_low:.3f}, {row.f1_ci_high:.3f}] | "
                 f"{row.train_tokens_per_doc:.0f} | {row.test_tokens_per_doc:.0f} | {row.windows_per_doc:.2f} | "
                 f"{row.train_s:.0f} s | {row.predict_s:.1f} s | {row.peak_mb / 1024:.1f} GiB | "
@@ -364,6 +413,8 @@ BLOCKS = {
                        "docs/01_train_tokenizer.md"),
     "pretrain": Block("02_pretrain_mlm.csv", lambda frame, folder: pretrain_markdown(frame), "docs/02_pretrain_mlm.md"),
     "glue": Block("03_glue_finetune.csv", lambda frame, folder: glue_markdown(frame), "docs/03_glue_finetune.md"),
+    "glue-published": Block("03_glue_finetune.csv", lambda frame, folder: glue_published_markdown(frame),
+                            "docs/03_glue_finetune.md"),
     "longdoc": Block("04_long_documents.csv", _longdoc_block, "docs/04_long_documents.md"),
     "probes": Block("05_layer_probes.csv", lambda frame, folder: probes_markdown(frame), "docs/05_layer_probes.md"),
     "heads": Block("05_model_heads.csv", lambda frame, folder: heads_markdown(frame), "docs/05_model_heads.md"),
