@@ -17,6 +17,7 @@ import pandas as pd
 
 from .config import study_of
 from .data.glue import get_task
+from .experiments.aggregate_results import GLUE_TASKS, load_references, reference_cells
 from .experiments.encoder_basics import basics_summary
 from .experiments.glue_finetune import glue_summary
 from .experiments.layer_probes import is_fine_tuned, probe_summary
@@ -92,8 +93,6 @@ def glue_published_markdown(frame: pd.DataFrame) -> str:
     """Each reference study's chosen rows (median dev score over seeds, x100) beside the published dev numbers of
     :data:`PUBLISHED_BESIDE`, which are other checkpoints under other budgets: the table says so, and what each
     published cell measures."""
-    from .experiments.aggregate_results import GLUE_TASKS, load_references, reference_cells
-
     cells = reference_cells(load_references())
     cells = cells[(cells["split"] == "dev") & cells["model"].isin(PUBLISHED_BESIDE)]
     parts = []
