@@ -22,6 +22,17 @@ def glue_run(model: str, task: str, seed: int, score: float, notebook: str = "03
     return make_rows(common, [("dev", 1, "score", score), ("train", 1, "loss", 0.5)])
 
 
+def sweep_run(task: str, lr: float, dev: float, holdout: float, grid=(2e-5, 5e-5, 1e-4)) -> list[dict]:
+    """The rows of one synthetic reference-protocol run at ``lr`` of the learning-rate ``grid`` (empty: no sweep),
+    seed 0: its dev score and its held-out score, which picks the rate."""
+    config = {"lr": lr, "lr_grid": list(grid), "seeds": [0, 1, 2]}
+    common = {"run_id": f"{task}-0-{lr}-{len(grid)}", "notebook": "03_glue_finetune", "preset": "cpu", "model": "m",
+              "task": task, "seed": 0, "init": "sentence-embedding", "head_init": "new",
+              "selection": "best_epoch_on_train_holdout", "max_len": 128, "train_examples": 100, "device": "cpu",
+              "wall_s": 1.0, "config": json.dumps(config)}
+    return make_rows(common, [("dev", 0, "score", dev), ("train_holdout", 0, "score", holdout)])
+
+
 def write_synthetic_outputs(folder: Path) -> Path:
     """A small outputs/ folder: two models on three tasks with three seeds, a model under another selection rule,
     and a task trained on a different subset. Returns the folder."""

@@ -122,20 +122,10 @@ def test_published_rows_stand_beside_the_chosen_rate_only():
     """docs/03's table of published dev numbers takes bertbench's cell from the rate a finished sweep chose (never a
     sweep point, never a sweep still under way) and each published cell from references/glue_published.csv, saying
     which metric a single-metric cell is."""
-    import json
-
     import pandas as pd
+    from support import sweep_run as run
 
     from bertbench.docs_tables import glue_published_markdown
-    from bertbench.results import make_rows
-
-    def run(task, lr, dev, holdout, grid=(2e-5, 5e-5, 1e-4)):
-        config = {"lr": lr, "lr_grid": list(grid), "seeds": [0]}
-        common = {"run_id": f"{task}-0-{lr}-{len(grid)}", "notebook": "03_glue_finetune", "preset": "cpu",
-                  "model": "m", "task": task, "seed": 0, "init": "sentence-embedding", "head_init": "new",
-                  "selection": "best_epoch_on_train_holdout", "max_len": 128, "train_examples": 100,
-                  "device": "cpu", "wall_s": 1.0, "config": json.dumps(config)}
-        return make_rows(common, [("dev", 0, "score", dev), ("train_holdout", 0, "score", holdout)])
 
     rows = run("mrpc", 2e-5, 0.99, 0.70) + run("mrpc", 5e-5, 0.98, 0.75) + run("mrpc", 1e-4, 0.81, 0.80)
     rows += run("rte", 2e-5, 0.52, 0.54)

@@ -95,6 +95,7 @@ def glue_published_markdown(frame: pd.DataFrame) -> str:
     published cell measures."""
     cells = reference_cells(load_references())
     cells = cells[(cells["split"] == "dev") & cells["model"].isin(PUBLISHED_BESIDE)]
+    published = cells.set_index(["model", "task"])["median"]  # one dev cell per (model, task)
     parts = []
     for title, rows in glue_studies(frame):
         if not json.loads(rows["config"].iloc[0]).get("lr_grid"):
@@ -108,10 +109,8 @@ def glue_published_markdown(frame: pd.DataFrame) -> str:
         for task in sorted(set(chosen.index) | set(cells["task"]), key=GLUE_TASKS.index):
             ours = (f"{100 * chosen.loc[task, 'score_median']:.1f} ({chosen.loc[task, 'seeds']})"
                     if task in chosen.index else "–")
-            theirs = []
-            for name in PUBLISHED_BESIDE:
-                cell = cells[(cells["model"] == name) & (cells["task"] == task)]
-                theirs.append(f"{100 * cell['median'].iloc[0]:.1f}" if len(cell) else "–")
+            theirs = [f"{100 * published[name, task]:.1f}" if (name, task) in published.index else "–"
+                      for name in PUBLISHED_BESIDE]
             lines.append(f"| {task} | {ours} | " + " | ".join(theirs) + " |")
         lines += ["", f"bertbench: {title.split(' — ', 1)[1]}; GLUE's score per task (MRPC: mean of accuracy and F1, "
                   "STS-B: mean of Pearson and Spearman), selection on the held-out 10%, init "

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support import glue_run, write_synthetic_outputs
+from support import glue_run, sweep_run, write_synthetic_outputs
 
 import bertbench as bb
 from bertbench import metrics as M
@@ -392,16 +392,8 @@ def test_a_learning_rate_sweep_still_under_way_has_chosen_nothing():
     """A sweep with only some of its grid run (a reference run stopped to resume later) once showed its one point as
     "chosen" and counted it in the GLUE mean: it is a sweep point until every rate of the grid has run."""
     from bertbench.experiments.glue_finetune import glue_summary
-    from bertbench.results import make_rows
 
-    def run(task, lr, dev, holdout):
-        config = {"lr": lr, "lr_grid": [2e-5, 5e-5, 1e-4], "seeds": [0, 1, 2]}
-        common = {"run_id": f"{task}-0-{lr}", "notebook": "03_glue_finetune", "preset": "cpu", "model": "m",
-                  "task": task, "seed": 0, "init": "sentence-embedding", "head_init": "new",
-                  "selection": "best_epoch_on_train_holdout", "max_len": 128, "train_examples": 100,
-                  "device": "cpu", "wall_s": 1.0, "config": json.dumps(config)}
-        return make_rows(common, [("dev", 0, "score", dev), ("train_holdout", 0, "score", holdout)])
-
+    run = sweep_run
     rows = run("rte", 2e-5, 0.52, 0.54) + run("mrpc", 2e-5, 0.77, 0.78) + run("mrpc", 5e-5, 0.80, 0.79)
     rows += run("mrpc", 1e-4, 0.81, 0.80)
     table, means = glue_summary(pd.DataFrame(rows))
