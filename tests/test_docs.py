@@ -135,3 +135,23 @@ def test_published_rows_stand_beside_the_chosen_rate_only():
     assert any(line.startswith("- ELECTRA-Small") and "mrpc accuracy" in line for line in lines)
     no_grid = run("mrpc", 1e-4, 0.81, 0.80, grid=())
     assert glue_published_markdown(pd.DataFrame(no_grid)) == ""  # a study without a sweep has no such table
+
+
+def test_two_checkpoints_of_one_pretraining_name_are_two_tables_each_named_by_its_weights():
+    """`make pretrain` run twice: the GLUE rows of both checkpoints carry model `mlm-...` and differ only in the
+    weights' fingerprint (the config's `checkpoint`), so docs/03 shows two tables, each titled with its fingerprint."""
+    import json
+
+    import pandas as pd
+    from support import sweep_run as run
+
+    from bertbench.docs_tables import glue_studies
+
+    rows = []
+    for fingerprint in ("aaaaaaaaaaaa", "bbbbbbbbbbbb"):
+        for row in run("sst2", 1e-4, 0.6, 0.6):
+            config = {**json.loads(row["config"]), "checkpoint": fingerprint}
+            rows.append({**row, "run_id": f"{row['run_id']}-{fingerprint}", "config": json.dumps(config)})
+    titles = [title for title, _ in glue_studies(pd.DataFrame(rows))]
+    assert len(titles) == 2 and all(f"(weights `{f * 12}`" in t for f, t in zip("ab", titles, strict=True))
+    assert "weights" not in glue_studies(pd.DataFrame(run("sst2", 1e-4, 0.6, 0.6)))[0][0]  # the packaged model's

@@ -190,6 +190,35 @@ def test_every_row_says_what_the_model_is_not_just_pretrained(tmp_path):
     assert init_label(bb.GlueConfig.from_env(environ={})) == "sentence-embedding"
 
 
+def test_two_checkpoints_under_one_folder_get_two_run_ids_and_are_never_pooled(tmp_path):
+    """`make pretrain` run again leaves other weights under the same path: GLUE runs of the second checkpoint were
+    skipped as finished (same run id) or pooled with the first's rows (same config). The packaged model's ids stay."""
+    import pandas as pd
+    from transformers import BertConfig, BertForMaskedLM
+
+    from bertbench.config import pooling_key
+    from bertbench.experiments.glue_finetune.runs import recorded_config, run_id_for
+    from bertbench.models import weights_fingerprint
+    from bertbench.paths import repo_root
+
+    folder = tmp_path / "pretrain" / "model"
+    cfg = bb.GlueConfig.from_env(environ={}).replace(model=str(folder))
+    seen = []
+    for seed in (0, 0, 1):  # the same weights twice, then others
+        torch.manual_seed(seed)
+        BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=32)).save_pretrained(folder)
+        seen.append((run_id_for(cfg, "sst2", 0), recorded_config(cfg), weights_fingerprint(str(folder))))
+    assert seen[0] == seen[1] and len(seen[0][2]) == 12
+    assert seen[2][0] != seen[0][0] and pooling_key(seen[2][1]) != pooling_key(seen[0][1])
+    assert json.loads(seen[2][1])["checkpoint"] == seen[2][2] != seen[0][2]
+    assert weights_fingerprint("minilm") == "" and "checkpoint" not in json.loads(recorded_config(cfg.replace(
+        model="minilm")))
+    committed = pd.read_csv(repo_root() / "outputs" / "03_glue_finetune.csv").drop_duplicates("run_id")
+    for row in committed[committed["model"] == "minilm"].itertuples():  # resume and adopt still find these runs
+        assert row.run_id.endswith(run_id_for(bb.GlueConfig.from_dict(json.loads(row.config)), row.task, row.seed))
+
+
 def test_fit_sees_a_different_example_order_every_epoch(bert_tokenizer, tmp_path):
     """The order actually reaching the model changes between epochs (DitBERT discarded its shuffle)."""
     examples = bb.Examples([f"text number {i} " + "word " * (i % 5) for i in range(48)],

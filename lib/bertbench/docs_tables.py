@@ -44,7 +44,9 @@ def glue_studies(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         rates = ", ".join(sorted({f"{json.loads(text)['lr']:g}" for text in rows["config"]}))
         protocol = (f"learning rate chosen per task from {grid} on the held-out 10% with seed 0, then every seed at "
                     "it" if grid else f"learning rate {rates}")
-        out.append((f"**Model `{model}`** — {protocol}; training examples per task "
+        # a folder's checkpoint is named by its weights' fingerprint: `make pretrain` run twice is two checkpoints
+        weights = f" (weights `{config['checkpoint']}`, SHA-256 prefix)" if config.get("checkpoint") else ""
+        out.append((f"**Model `{model}`**{weights} — {protocol}; training examples per task "
                     f"{', '.join(map(str, budgets))}", rows.drop(columns="_study")))
     return out
 

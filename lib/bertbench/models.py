@@ -559,6 +559,24 @@ def model_provenance(name: str) -> str:
     return "mlm-pretrained"
 
 
+def weights_fingerprint(name: str) -> str:
+    """12 hex digits of the SHA-256 of a local folder's weight files (``*.safetensors``, else ``*.bin``), or "" for
+    a packaged alias, a hub name or a random model. Recorded with a run of a folder's checkpoint: ``make pretrain``
+    run again leaves other weights under the same path, whose runs must not share ids or pool with the old ones."""
+    import hashlib
+
+    folder = None if name in PACKAGED or is_random(name) else Path(resolve_model(name))
+    if folder is None or not folder.is_dir():
+        return ""
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()[:12] if files else ""
+
+
 def intermediate_task(folder: str) -> str:
     """The task a warm-start checkpoint was fine-tuned on: ``bertbench_task`` from its config.json (bertbench writes
     it), else the GLUE task whose label names its head carries when exactly one task has them, else ``unknown``."""

@@ -43,6 +43,7 @@ from ...models import (
     resolve_model,
     self_check,
     set_attention,
+    weights_fingerprint,
 )
 from ...packing import PackedCollator, PackedObjective, use_packing
 from ...paths import data_dir, portable_path, runs_dir
@@ -202,8 +203,21 @@ def config_hash(cfg: BaseConfig, **extra) -> str:
 
 
 def run_id_for(cfg: GlueConfig, task: str, seed: int) -> str:
-    """Stable id of one (task, seed) run: re-running the same configuration replaces its rows."""
-    return f"{task}-s{seed}-{config_hash(cfg.for_task(task).replace(seeds=(seed,)))}"
+    """Stable id of one (task, seed) run: re-running the same configuration on the same weights replaces its rows."""
+    return f"{task}-s{seed}-{config_hash(cfg.for_task(task).replace(seeds=(seed,)), **checkpoint_of(cfg))}"
+
+
+def checkpoint_of(cfg: GlueConfig) -> dict[str, str]:
+    """``{"checkpoint": <fingerprint of the weights>}`` for a model given as a local folder (``make pretrain``'s, run
+    twice, leaves two checkpoints under one path), {} for the packaged model and hub names (whose run ids stay)."""
+    fingerprint = weights_fingerprint(cfg.model)
+    return {"checkpoint": fingerprint} if fingerprint else {}
+
+
+def recorded_config(cfg: GlueConfig) -> str:
+    """The ``config`` column: the configuration plus the checkpoint's fingerprint, so runs of two checkpoints under
+    one folder name differ in their config and are never pooled (:func:`bertbench.config.pooling_key`)."""
+    return json.dumps({**json.loads(cfg.to_json()), **checkpoint_of(cfg)}, sort_keys=True)
 
 
 @dataclasses.dataclass
@@ -495,7 +509,7 @@ def run_rows(cfg: GlueConfig, task: GlueTask, seed: int, run_id: str, notebook: 
         "selection": SELECTION_LABELS[cfg.selection], "max_len": cfg.max_len, "train_examples": train_examples,
         "device": device_description(outcome.accelerator.device, outcome.accelerator.mixed_precision,
                                      outcome.attention, outcome.packed, first_token=outcome.first_token),
-        "wall_s": run_seconds(started, outcome.result), "config": cfg.to_json(),
+        "wall_s": run_seconds(started, outcome.result), "config": recorded_config(cfg),
     }
     return make_rows(common, outcome.entries)
 
