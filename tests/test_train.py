@@ -197,7 +197,7 @@ def test_two_checkpoints_under_one_folder_get_two_run_ids_and_are_never_pooled(t
     from transformers import BertConfig, BertForMaskedLM
 
     from bertbench.config import pooling_key
-    from bertbench.experiments.glue_finetune.runs import recorded_config, run_id_for
+    from bertbench.experiments.glue_finetune.runs import config_hash, recorded_config, run_id_for
     from bertbench.models import weights_fingerprint
     from bertbench.paths import repo_root
 
@@ -208,9 +208,10 @@ def test_two_checkpoints_under_one_folder_get_two_run_ids_and_are_never_pooled(t
         torch.manual_seed(seed)
         BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                    intermediate_size=32)).save_pretrained(folder)
-        seen.append((run_id_for(cfg, "sst2", 0), recorded_config(cfg), weights_fingerprint(str(folder))))
+        seen.append((run_id_for(cfg, "sst2", 0), recorded_config(cfg), weights_fingerprint(str(folder)),
+                     config_hash(cfg, variant="two_input")))  # notebook 05 heads' run ids
     assert seen[0] == seen[1] and len(seen[0][2]) == 12
-    assert seen[2][0] != seen[0][0] and pooling_key(seen[2][1]) != pooling_key(seen[0][1])
+    assert seen[2][0] != seen[0][0] and pooling_key(seen[2][1]) != pooling_key(seen[0][1]) and seen[2][3] != seen[0][3]
     assert json.loads(seen[2][1])["checkpoint"] == seen[2][2] != seen[0][2]
     assert weights_fingerprint("minilm") == "" and "checkpoint" not in json.loads(recorded_config(cfg.replace(
         model="minilm")))

@@ -197,20 +197,22 @@ class GlueConfig(BaseConfig):
 
 
 def config_hash(cfg: BaseConfig, **extra) -> str:
-    """10 hex digits identifying ``cfg`` (thread count aside) plus ``extra``: equal settings, equal hash."""
-    blob = json.dumps({**cfg.identity(), **extra}, sort_keys=True)
+    """10 hex digits identifying ``cfg`` (thread count aside) and the weights it starts from (:func:`checkpoint_of`)
+    plus ``extra``: equal settings on equal weights, equal hash. Notebook 03's and 05 heads' run ids are built on it."""
+    blob = json.dumps({**cfg.identity(), **checkpoint_of(cfg), **extra}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
 def run_id_for(cfg: GlueConfig, task: str, seed: int) -> str:
     """Stable id of one (task, seed) run: re-running the same configuration on the same weights replaces its rows."""
-    return f"{task}-s{seed}-{config_hash(cfg.for_task(task).replace(seeds=(seed,)), **checkpoint_of(cfg))}"
+    return f"{task}-s{seed}-{config_hash(cfg.for_task(task).replace(seeds=(seed,)))}"
 
 
-def checkpoint_of(cfg: GlueConfig) -> dict[str, str]:
+def checkpoint_of(cfg: BaseConfig) -> dict[str, str]:
     """``{"checkpoint": <fingerprint of the weights>}`` for a model given as a local folder (``make pretrain``'s, run
     twice, leaves two checkpoints under one path), {} for the packaged model and hub names (whose run ids stay)."""
-    fingerprint = weights_fingerprint(cfg.model)
+    model = getattr(cfg, "model", "")
+    fingerprint = weights_fingerprint(model) if model else ""
     return {"checkpoint": fingerprint} if fingerprint else {}
 
 
