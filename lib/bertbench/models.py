@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import os
 import re
@@ -563,14 +564,18 @@ def weights_fingerprint(name: str) -> str:
     """12 hex digits of the SHA-256 of a local folder's weight files (``*.safetensors``, else ``*.bin``), or "" for
     a packaged alias, a hub name or a random model. Recorded with a run of a folder's checkpoint: ``make pretrain``
     run again leaves other weights under the same path, whose runs must not share ids or pool with the old ones."""
-    import hashlib
-
     folder = None if name in PACKAGED or is_random(name) else Path(resolve_model(name))
     if folder is None or not folder.is_dir():
         return ""
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    # run ids are computed several times per task: hash each file version once (a rewrite changes size/mtime/inode)
+    return _sha256_prefix(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns, f.stat().st_ino) for f in files))
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_prefix(files: tuple[tuple[str, int, int, int], ...]) -> str:
     digest = hashlib.sha256()
-    for path in files:
+    for path, *_ in files:
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)

@@ -219,7 +219,7 @@ def checkpoint_of(cfg: BaseConfig) -> dict[str, str]:
 def recorded_config(cfg: GlueConfig) -> str:
     """The ``config`` column: the configuration plus the checkpoint's fingerprint, so runs of two checkpoints under
     one folder name differ in their config and are never pooled (:func:`bertbench.config.pooling_key`)."""
-    return json.dumps({**json.loads(cfg.to_json()), **checkpoint_of(cfg)}, sort_keys=True)
+    return json.dumps({**cfg.recorded(), **checkpoint_of(cfg)}, sort_keys=True)
 
 
 @dataclasses.dataclass
