@@ -231,3 +231,17 @@ def _matmul_peak(n: int, repeats: int) -> dict:
             a @ b
         best = max(best, 5 * 2 * n**3 / (time.perf_counter() - started))
     return {"gflops": best / 1e9}
+
+
+def device_peak_gflops(n: int = 2048) -> tuple[float | None, str]:
+    """The denominator of every system's MFU and where it comes from: a GPU's data-sheet bf16 peak
+    (``train.PEAK_BF16_TFLOPS``; None for a GPU not in it), or this CPU's fastest fp32 ``n x n`` matrix product,
+    measured (smoke tests pass a small ``n``)."""
+    import torch
+
+    from bertbench.train import peak_tflops
+
+    if torch.cuda.is_available():
+        peak = peak_tflops(torch.cuda.get_device_name(0))
+        return (peak * 1e3 if peak else None), "gpu_datasheet_bf16_gflops"
+    return matmul_peak_gflops(n), "cpu_matmul_gflops"

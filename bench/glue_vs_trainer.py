@@ -12,7 +12,9 @@ decay, no warmup, linear decay, clipping at 1.0, fused AdamW), each (system, see
   autocast on a GPU or a CPU with native bf16, see ``train.resolve_precision``).
 The slowest system, ``trainer_pad128``, runs for the ``--pad128-seeds`` only (default seed 0).
 Reported per run: train examples/s (epoch loops only), dev-prediction examples/s, peak resident memory, dev score
-(the Trainer's against the labels ``predict`` returns in its predictions' order: see :func:`trainer_predictions`).
+(the Trainer's against the labels ``predict`` returns in its predictions' order: see :func:`trainer_predictions`),
+model FLOP/s and MFU against the device's peak (a CPU's fastest fp32 2048 x 2048 matrix product, measured before the
+runs; a GPU's data-sheet bf16 peak), and the ceiling that peak puts on each system's examples/s (:func:`measure`).
 Prints medians over seeds and bertbench's ratio to each Trainer (> 1: bertbench better). Writes
 ``bench/results/glue_vs_trainer.csv``.
 
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import finish, interleaved, parse_systems, run_isolated, tiny_encoder
+from _common import device_peak_gflops, finish, interleaved, parse_systems, run_isolated, tiny_encoder
 
 SYSTEMS = ("trainer_pad128", "trainer_dynamic", "trainer_dynamic_bf16", "bertbench")
 
@@ -76,10 +78,12 @@ def run_bertbench(args: dict, task_name: str, seed: int) -> dict:
     started = time.perf_counter()
     logits = predict(model, encoded.evals[split], collate, cfg.eval_batch_size, outcome.accelerator)
     eval_s = time.perf_counter() - started
+    lengths = encoded.train.lengths
     return {"train_s": outcome.result.train_seconds, "train_examples": len(data.train),
             "train_examples_seen": outcome.result.examples_seen, "eval_s": eval_s,
             "eval_examples": len(data.evals[split]), "dev_score": score(task, logits, data.evals[split].labels),
-            "dev_scored_on": "dataset order (bertbench's predict restores it)"}
+            "dev_scored_on": "dataset order (bertbench's predict restores it)",
+            **flops_fields(model, lengths, lengths, outcome.first_token)}
 
 
 def run_trainer(args: dict, task_name: str, seed: int, system: str) -> dict:
@@ -141,13 +145,30 @@ def run_trainer(args: dict, task_name: str, seed: int, system: str) -> dict:
         started = time.perf_counter()
         logits, labels = trainer_predictions(trainer, eval_set)
         eval_s = time.perf_counter() - started
+    real = [sum(mask) for mask in train_set["attention_mask"]]
+    computed = [len(ids) for ids in train_set["input_ids"]]  # 128 each when padded at tokenisation
     return {"train_s": timer.seconds, "train_examples": len(data.train),
             "train_examples_seen": len(data.train) * cfg.epochs, "eval_s": eval_s,
             "eval_examples": len(data.evals[split]), "dev_score": score(task, logits, labels),
-            "dev_scored_on": SCORED_ON}
+            "dev_scored_on": SCORED_ON, **flops_fields(model, real, computed, False)}
 
 
 SCORED_ON = "labels returned with the predictions"
+
+
+def flops_fields(model, real_lengths, computed_lengths, first_token: bool) -> dict:
+    """The training set's mean tokens per example (padding excluded) and training FLOPs
+    (``train.encoder_train_flops_per_token``): per real token for the whole encoder (``model_flops_per_token``, the
+    one count every system's model FLOP/s and MFU use) and per example as this system computes it
+    (``computed_flops_per_example``: bertbench's last layer on [CLS] alone does less; ``trainer_pad128`` computes
+    128 positions; the padding added to length-grouped batches is not counted, which can only flatter the ceiling
+    worked out from it in :func:`measure`)."""
+    from bertbench.train import encoder_train_flops_per_token
+
+    mean = float(np.mean(real_lengths))
+    computed = float(np.mean(computed_lengths))
+    return {"mean_train_tokens": mean, "model_flops_per_token": encoder_train_flops_per_token(model, mean),
+            "computed_flops_per_example": computed * encoder_train_flops_per_token(model, computed, first_token)}
 
 
 def trainer_predictions(trainer, dataset):
@@ -183,13 +204,23 @@ class EpochTimer:
         return _Callback()
 
 
-def measure(args: dict, task: str, seed: int, system: str) -> dict:
+def measure(args: dict, task: str, seed: int, system: str, peak: float | None = None, peak_name: str = "") -> dict:
+    """One run in a fresh process, with its rates; with a device ``peak`` (GFLOP/s, :func:`_common.device_peak_gflops`)
+    also its MFU (model FLOP/s over the peak) and ``ceiling_examples_per_s``: the examples/s this system would train at
+    if every FLOP it computes ran at that peak (padding, elementwise work, the optimizer and the data loader free), an
+    upper bound on what any speed-up of the same computation can reach on this device."""
     if system == "bertbench":
         result = run_isolated(run_bertbench, args=args, task_name=task, seed=seed)
     else:
         result = run_isolated(run_trainer, args=args, task_name=task, seed=seed, system=system)
     result["train_examples_per_s"] = result["train_examples_seen"] / result["train_s"]
     result["eval_examples_per_s"] = result["eval_examples"] / result["eval_s"]
+    result["train_gflops"] = (result["train_examples_per_s"] * result["mean_train_tokens"]
+                              * result["model_flops_per_token"] / 1e9)
+    if peak:
+        result[peak_name] = peak
+        result["mfu"] = result["train_gflops"] / peak
+        result["ceiling_examples_per_s"] = peak * 1e9 / result["computed_flops_per_example"]
     return {"benchmark": "glue_vs_trainer", "task": task, "system": system, "seed": seed, **result}
 
 
@@ -222,16 +253,22 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             "warmup_ratio": opts.warmup_ratio}
     systems = parse_systems(parser, opts.systems, SYSTEMS)
     extra = {k: v for k, v in args.items() if k != "train_examples"}
+    peak, peak_name = device_peak_gflops(256 if opts.tiny else 2048)
+    print("MFU against " + (f"{peak:.1f} GFLOP/s ({peak_name})" if peak else
+                            "nothing: this GPU is not in train.PEAK_BF16_TFLOPS"))
     rows = []
     for task in opts.tasks.split(","):
         rows += interleaved(
-            opts.seeds, systems, lambda seed, system, task=task: {**measure(args, task, seed, system), **extra},
+            opts.seeds, systems,
+            lambda seed, system, task=task: {**measure(args, task, seed, system, peak, peak_name), **extra},
             lambda row: (f"{row['train_examples_per_s']:.1f} train ex/s, {row['eval_examples_per_s']:.1f} eval ex/s, "
                          f"{row['peak_rss_mb']:.0f} MB, dev {row['dev_score']:.4f}"),
             label=task,
             skip=lambda seed, system: system == "trainer_pad128" and str(seed) not in opts.pad128_seeds.split(","))
-    return finish(rows, "glue_vs_trainer", opts.out, ["task"],
-                  {"train_examples_per_s": True, "eval_examples_per_s": True, "peak_rss_mb": False},
+    metrics = {"train_examples_per_s": True, "eval_examples_per_s": True, "peak_rss_mb": False}
+    if peak:
+        metrics["mfu"] = True
+    return finish(rows, "glue_vs_trainer", opts.out, ["task"], metrics,
                   f"seeds {opts.seeds} (trainer_pad128: {opts.pad128_seeds})")
 
 

@@ -24,7 +24,7 @@ import time
 
 import pandas as pd
 
-from _common import finish, interleaved, matmul_peak_gflops, parse_systems, run_isolated
+from _common import device_peak_gflops, finish, interleaved, parse_systems, run_isolated
 
 SYSTEMS = ("trainer", "bertbench")
 
@@ -107,19 +107,6 @@ def flops_per_token(args: dict) -> float:
     return train_flops_per_token(model, cfg.max_len, cfg.mask_prob)
 
 
-def device_peak_gflops() -> tuple[float | None, str]:
-    """The denominator of both sides' MFU and where it comes from: a GPU's data-sheet bf16 peak
-    (``train.PEAK_BF16_TFLOPS``; None for a GPU not in it), or this CPU's fastest fp32 matrix product, measured."""
-    import torch
-
-    from bertbench.train import peak_tflops
-
-    if torch.cuda.is_available():
-        peak = peak_tflops(torch.cuda.get_device_name(0))
-        return (peak * 1e3 if peak else None), "gpu_datasheet_bf16_gflops"
-    return matmul_peak_gflops(), "cpu_matmul_gflops"
-
-
 def measure(args: dict, seed: int, system: str, per_token: float, peak: float | None, peak_name: str) -> dict:
     result = run_isolated(run_trainer if system == "trainer" else run_bertbench, args=args, seed=seed)
     result["tokens_per_s"] = result["tokens"] / result["train_s"]
@@ -148,7 +135,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = {key: getattr(opts, key) for key in ("size", "docs", "steps", "batch_size", "max_len", "lr")}
     systems = parse_systems(parser, opts.systems, SYSTEMS)
     per_token = flops_per_token(args)
-    peak, peak_name = device_peak_gflops()
+    peak, peak_name = device_peak_gflops(256 if opts.tiny else 2048)
     print(f"{per_token / 1e6:.1f} MFLOP per token; MFU against "
           + (f"{peak:.1f} GFLOP/s ({peak_name})" if peak else "nothing: this GPU is not in train.PEAK_BF16_TFLOPS"))
     rows = interleaved(opts.seeds, systems,

@@ -37,6 +37,22 @@ def test_glue_vs_trainer_smoke(glue_dir, tmp_path):
     assert (frame["peak_rss_mb"] > 100).all()
     assert frame["dev_score"].between(0, 1).all()
     assert (frame["train_examples"] == 64).all()  # both sides trained on the same subset
+    # one FLOPs count per token for every system (the same tokens), and each system's own computed work per example:
+    # bertbench's last layer on [CLS] alone computes less, run_glue.py's padding to max_len more
+    assert np.allclose(frame["mean_train_tokens"], frame["mean_train_tokens"].iloc[0])
+    assert np.allclose(frame["model_flops_per_token"], frame["model_flops_per_token"].iloc[0])
+    full = frame["mean_train_tokens"] * frame["model_flops_per_token"]
+    computed = frame.set_index("system")["computed_flops_per_example"]
+    assert np.isclose(computed["trainer_dynamic"], full.iloc[0])
+    assert computed["bertbench"] < computed["trainer_dynamic"] < computed["trainer_pad128"]
+    assert np.allclose(frame["train_gflops"], frame["train_examples_per_s"] * full / 1e9)
+    import torch
+
+    if not torch.cuda.is_available():  # MFU against the measured matmul peak, and the ceiling it puts on each system
+        assert frame["cpu_matmul_gflops"].gt(0).all()
+        assert np.allclose(frame["mfu"], frame["train_gflops"] / frame["cpu_matmul_gflops"])
+        assert np.allclose(frame["ceiling_examples_per_s"] * frame["computed_flops_per_example"],
+                           frame["cpu_matmul_gflops"] * 1e9)
 
 
 def test_longdoc_vs_belt_smoke(tmp_path):
