@@ -36,8 +36,12 @@ BENCHES = {
     "glue_vs_trainer_fp32": dict(
         title="GLUE fine-tuning vs the HF Trainer, both in fp32 (the same precision)", keys=["task"],
         quality="dev_score", runs="seed",
-        metrics={"train_examples_per_s": True, "eval_examples_per_s": True, "peak_rss_mb": False},
-        targets=[(None, "trainer_dynamic", "train_examples_per_s", 1.5)]),
+        metrics={"train_examples_per_s": True, "eval_examples_per_s": True, "peak_rss_mb": False, "mfu": True},
+        no_ratio=("mfu",), targets=[(None, "trainer_dynamic", "train_examples_per_s", 1.5)],
+        ceiling="train_examples_per_s",
+        note=("MFU: model FLOP/s (train tokens/s × the encoder's training FLOPs per token, one count for every "
+              "system) over the fastest fp32 2048 × 2048 matrix product this machine ran before the runs "
+              "(`cpu_matmul_gflops`), or a GPU's data-sheet bf16 peak.")),
     "longdoc_vs_belt": dict(
         title="Long documents vs BELT", keys=["dataset"], quality="f1", runs="seed",
         metrics={"train_docs_per_s": True, "predict_docs_per_s": True, "peak_rss_mb": False},
@@ -104,11 +108,40 @@ def bench_markdown(name: str, frame: pd.DataFrame) -> str:
             met.append(f"{where} {NAMES[metric]} vs {other}: {ratio:.2f}× (target ≥ {minimum}×, {verdict})".strip())
     lines += ["", "Ratios in bold: bertbench's advantage (> 1: bertbench faster or smaller)."
               + (" Targets: " + "; ".join(met) + "." if met else "")]
+    if "ceiling" in spec and "ceiling_examples_per_s" in frame:
+        lines[-1] += " " + ceiling_sentence(frame, keys, spec)
     if "note" in spec and all(metric in frame for metric in spec.get("no_ratio", ())):
         lines[-1] += " " + spec["note"]
     if misscored.any():
         lines += ["", "¹ " + spec["misscored_note"]]
     return "\n".join(lines)
+
+
+def ceiling_sentence(frame: pd.DataFrame, keys: list[str], spec: dict) -> str:
+    """What the device's peak allows: for each target, the most examples/s bertbench could reach if every FLOP it
+    computes ran at the peak (``ceiling_examples_per_s``, medians over runs), as a multiple of the other system's
+    measured rate, and the share of the peak the target needs against the share bertbench ran at."""
+    metric = spec["ceiling"]
+    medians = frame.groupby(keys + ["system"], sort=False)[[metric, "ceiling_examples_per_s"]].median()
+    parts = []
+    for key_value, other, target_metric, minimum in spec["targets"]:
+        if target_metric != metric:
+            continue
+        for index, row in medians.iterrows():
+            index = index if isinstance(index, tuple) else (index,)
+            if index[-1] != "bertbench" or (key_value is not None and index[0] != key_value):
+                continue
+            theirs = medians.loc[index[:-1] + (other,), metric] if index[:-1] + (other,) in medians.index else None
+            if theirs is None:
+                continue
+            ceiling = row["ceiling_examples_per_s"]
+            where = " ".join(str(v) for v in index[:-1] if v != "")
+            parts.append(f"{where}: at most {ceiling:.0f} ex/s = {ceiling / theirs:.2f}× {other}; {minimum}× needs "
+                         f"{minimum * theirs / ceiling:.0%} of the peak, bertbench ran at {row[metric] / ceiling:.0%}")
+    if not parts:
+        return ""
+    return ("Ceiling (every FLOP bertbench computes at the device's peak; padding, elementwise work, the optimizer and "
+            "data loading free, so no speed-up of the same computation can pass it): " + "; ".join(parts) + ".")
 
 
 def report(results_dir: Path = RESULTS_DIR) -> str:

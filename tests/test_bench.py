@@ -130,6 +130,28 @@ def test_benchmarks_page_shows_the_committed_benchmark_results():
         "docs/benchmarks.md's tables differ from bench/results/: run python bench/report.py --update"
 
 
+def test_the_report_says_what_the_device_peak_allows_against_each_speed_target():
+    """The ceiling line: bertbench's examples/s with every computed FLOP at the peak, against the other system's
+    measured rate (medians over seeds), and the share of the peak a target needs beside the share reached."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(BENCH))
+    frame = pd.DataFrame({"task": ["sst2"] * 4 + ["mrpc"] * 2,
+                          "system": ["trainer_dynamic", "bertbench"] * 3,
+                          "train_examples_per_s": [40.0, 50.0, 44.0, 52.0, 10.0, 12.0],
+                          "ceiling_examples_per_s": [150.0, 100.0, 150.0, 100.0, 30.0, 24.0]})
+    text = report.ceiling_sentence(frame, ["task"], report.BENCHES["glue_vs_trainer_fp32"])
+    # sst2: medians 42 (Trainer) and 51 of a 100 ex/s ceiling; 1.5 x 42 = 63 of 100
+    assert "sst2: at most 100 ex/s = 2.38× trainer_dynamic; 1.5× needs 63% of the peak, bertbench ran at 51%" in text
+    # mrpc: 1.5 x 10 = 15 of a 24 ex/s ceiling
+    assert "mrpc: at most 24 ex/s = 2.40× trainer_dynamic; 1.5× needs 62% of the peak, bertbench ran at 50%" in text
+    assert report.ceiling_sentence(frame.drop(columns="ceiling_examples_per_s").assign(
+        ceiling_examples_per_s=np.nan).query("system == 'bertbench'"), ["task"],
+        report.BENCHES["glue_vs_trainer_fp32"]) == ""  # no other system measured: nothing to say
+
+
 def test_regression_keeps_fp32_under_auto_precision():
     """STS-B outputs in bf16 sit on a 1/64-1/128 grid whose ties bias Pearson/Spearman: "auto" stays fp32 there."""
     from bertbench.experiments.glue_finetune import GlueConfig
