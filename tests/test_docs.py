@@ -135,6 +135,15 @@ def test_published_rows_stand_beside_the_chosen_rate_only():
     assert any(line.startswith("- ELECTRA-Small") and "mrpc accuracy" in line for line in lines)
     no_grid = run("mrpc", 1e-4, 0.81, 0.80, grid=())
     assert glue_published_markdown(pd.DataFrame(no_grid)) == ""  # a study without a sweep has no such table
+    # a second reference study (another model) is a second column of the same table, with its own line under it
+    other = [{**row, "model": "own", "run_id": "own-" + row["run_id"]}
+             for row in run("mrpc", 2e-5, 0.60, 0.65) + run("mrpc", 5e-5, 0.62, 0.60) + run("mrpc", 1e-4, 0.64, 0.61)]
+    lines = glue_published_markdown(pd.DataFrame(rows + other)).splitlines()
+    assert sum(line.startswith("| task |") for line in lines) == 1
+    assert "| task | bertbench `m` | bertbench `own` | MiniLM-L6-H384 (v1, uncased) |" in lines[2]
+    assert "| mrpc | 81.0 (1) | 60.0 (1) | 88.9 | 88.0 | 87.5 |" in lines  # own: 2e-5 chosen on held-out
+    assert "| rte | – | – | 68.8 | 66.7 | 59.9 |" in lines
+    assert sum(line.startswith(("- bertbench `m`:", "- bertbench `own`:")) for line in lines) == 2
 
 
 def test_two_checkpoints_of_one_pretraining_name_are_two_tables_each_named_by_its_weights():

@@ -92,39 +92,45 @@ PUBLISHED_BESIDE = ("MiniLM-L6-H384 (v1, uncased)", "ELECTRA-Small (released)", 
 
 
 def glue_published_markdown(frame: pd.DataFrame) -> str:
-    """Each reference study's chosen rows (median dev score over seeds, x100) beside the published dev numbers of
-    :data:`PUBLISHED_BESIDE`, which are other checkpoints under other budgets: the table says so, and what each
-    published cell measures."""
+    """One table: each reference study's chosen rows (median dev score over seeds, x100; a column per study) beside
+    the published dev numbers of :data:`PUBLISHED_BESIDE`, which are other checkpoints under other budgets: the text
+    under it says so, what each study ran and what each published cell measures."""
     cells = reference_cells(load_references())
     cells = cells[(cells["split"] == "dev") & cells["model"].isin(PUBLISHED_BESIDE)]
     published = cells.set_index(["model", "task"])["median"]  # one dev cell per (model, task)
-    parts = []
+    studies = []  # (column header, description, chosen rows by task)
     for title, rows in glue_studies(frame):
         if not json.loads(rows["config"].iloc[0]).get("lr_grid"):
             continue
         table, _ = glue_summary(rows)
-        chosen = table[table["lr_choice"].str.startswith("chosen")].set_index("task")
-        model = rows["model"].iloc[0]
-        lines = [f"**`{model}`, the reference protocol, against published dev numbers of other checkpoints** (x100)",
-                 "", f"| task | bertbench `{model}` (median of seeds, chosen lr) | " + " | ".join(PUBLISHED_BESIDE)
-                 + " |", "|---|---:|" + "---:|" * len(PUBLISHED_BESIDE)]
-        for task in sorted(set(chosen.index) | set(cells["task"]), key=GLUE_TASKS.index):
-            ours = (f"{100 * chosen.loc[task, 'score_median']:.1f} ({chosen.loc[task, 'seeds']})"
-                    if task in chosen.index else "–")
-            theirs = [f"{100 * published[name, task]:.1f}" if (name, task) in published.index else "–"
-                      for name in PUBLISHED_BESIDE]
-            lines.append(f"| {task} | {ours} | " + " | ".join(theirs) + " |")
-        lines += ["", f"bertbench: {title.split(' — ', 1)[1]}; GLUE's score per task (MRPC: mean of accuracy and F1, "
-                  "STS-B: mean of Pearson and Spearman), selection on the held-out 10%, init "
-                  f"`{_joined(rows['init'])}`. Published, other checkpoints (never pooled with the runs):"]
-        for name in PUBLISHED_BESIDE:
-            mine = cells[cells["model"] == name]
-            named = sorted({f"{task} {text[5:]}" for task, text in zip(mine["task"], mine["score_is"], strict=True)
-                            if text.startswith("only ")})
-            lines.append(f"- {name}: [{mine['variant'].iloc[0]}]({mine['url'].iloc[0]}) — "
-                         f"{mine['protocol_text'].mode().iloc[0]}" + (f" (cells: {', '.join(named)})" if named else ""))
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)
+        name, protocol = title.split(" — ", 1)
+        name = "bertbench " + name.replace("**Model ", "").replace("**", "").replace(", SHA-256 prefix", "")
+        studies.append((name, f"{protocol}; init `{_joined(rows['init'])}`",
+                        table[table["lr_choice"].str.startswith("chosen")].set_index("task")))
+    if not studies:
+        return ""
+    lines = ["**The reference protocol, against published dev numbers of other checkpoints** (x100; bertbench: median "
+             "of seeds at the chosen learning rate, seeds in brackets)", "",
+             "| task | " + " | ".join(name for name, _, _ in studies) + " | " + " | ".join(PUBLISHED_BESIDE) + " |",
+             "|---|" + "---:|" * (len(studies) + len(PUBLISHED_BESIDE))]
+    tasks = set(cells["task"]).union(*(set(chosen.index) for _, _, chosen in studies))
+    for task in sorted(tasks, key=GLUE_TASKS.index):
+        ours = [f"{100 * chosen.loc[task, 'score_median']:.1f} ({chosen.loc[task, 'seeds']})"
+                if task in chosen.index else "–" for _, _, chosen in studies]
+        theirs = [f"{100 * published[name, task]:.1f}" if (name, task) in published.index else "–"
+                  for name in PUBLISHED_BESIDE]
+        lines.append(f"| {task} | " + " | ".join(ours + theirs) + " |")
+    lines += ["", "bertbench, GLUE's score per task (MRPC: mean of accuracy and F1, STS-B: mean of Pearson and "
+              "Spearman), selection on the held-out 10%:"]
+    lines += [f"- {name}: {description}" for name, description, _ in studies]
+    lines += ["", "Published, other checkpoints (never pooled with the runs):"]
+    for name in PUBLISHED_BESIDE:
+        mine = cells[cells["model"] == name]
+        named = sorted({f"{task} {text[5:]}" for task, text in zip(mine["task"], mine["score_is"], strict=True)
+                        if text.startswith("only ")})
+        lines.append(f"- {name}: [{mine['variant'].iloc[0]}]({mine['url'].iloc[0]}) — "
+                     f"{mine['protocol_text'].mode().iloc[0]}" + (f" (cells: {', '.join(named)})" if named else ""))
+    return "\n".join(lines)
 
 
 def tokenizer_markdown(frame: pd.DataFrame) -> str:
