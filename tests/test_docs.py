@@ -164,3 +164,18 @@ def test_two_checkpoints_of_one_pretraining_name_are_two_tables_each_named_by_it
     titles = [title for title, _ in glue_studies(pd.DataFrame(rows))]
     assert len(titles) == 2 and all(f"(weights `{f * 12}`" in t for f, t in zip("ab", titles, strict=True))
     assert "weights" not in glue_studies(pd.DataFrame(run("sst2", 1e-4, 0.6, 0.6)))[0][0]  # the packaged model's
+
+
+def test_a_glue_table_says_its_harmonic_mean_is_undefined_where_a_task_scores_zero():
+    """CoLA's MCC is 0 for a model that predicts one class: the harmonic mean has no value, and the table says why
+    instead of printing nan."""
+    import pandas as pd
+    from support import glue_run
+
+    from bertbench.docs_tables import glue_markdown
+
+    config = '{"lr": 0.0001}'
+    rows = glue_run("m", "cola", 0, 0.0, config=config) + glue_run("m", "sst2", 0, 0.8, config=config)
+    text = glue_markdown(pd.DataFrame(rows))
+    assert "harmonic undefined (a task score ≤ 0)" in text and "nan" not in text
+    assert "harmonic 0.8000" in glue_markdown(pd.DataFrame(glue_run("m", "sst2", 0, 0.8, config=config)))

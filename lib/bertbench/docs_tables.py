@@ -78,7 +78,9 @@ def glue_markdown(frame: pd.DataFrame) -> str:
         lines += [
             "",
             f"GLUE mean over {means['n_tasks']} tasks ({means['convention_text']}): arithmetic "
-            f"**{means['amean']:.4f}**, harmonic {means['hmean']:.4f} (missing: {missing}; not counted: {left_out})."
+            f"**{means['amean']:.4f}**, harmonic "
+            + (f"{means['hmean']:.4f}" if pd.notna(means["hmean"]) else "undefined (a task score ≤ 0)")
+            + f" (missing: {missing}; not counted: {left_out})."
             f" Init `{_joined(runs['init'])}`, preset "
             f"`{_joined(runs['preset'])}`, selection `{_joined(runs['selection'])}`, device "
             f"`{_joined(runs['device'])}`; {len(runs)} runs, {total_h:.2f} h of run time in all.",
