@@ -245,3 +245,36 @@ def device_peak_gflops(n: int = 2048) -> tuple[float | None, str]:
         peak = peak_tflops(torch.cuda.get_device_name(0))
         return (peak * 1e3 if peak else None), "gpu_datasheet_bf16_gflops"
     return matmul_peak_gflops(n), "cpu_matmul_gflops"
+
+
+def linear_layers_gflops(tokens: int, hidden: int, intermediate: int, repeats: int = 5, reps: int = 10) -> float:
+    """FLOP/s of one encoder layer's linear layers (query, key, value, attention output, feed-forward in and out),
+    forward and backward under autograd, on ``tokens`` rows (a training batch's tokens), in fp32, best of ``repeats``
+    timings of ``reps`` passes, in a fresh process: how near the peak a training step's matrix products get at that
+    size, before any elementwise work, attention, optimizer or data loading."""
+    return run_isolated(_linear_layers, tokens=tokens, hidden=hidden, intermediate=intermediate, repeats=repeats,
+                        reps=reps)["gflops"]
+
+
+def _linear_layers(tokens: int, hidden: int, intermediate: int, repeats: int, reps: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    shapes = [(hidden, hidden)] * 4 + [(hidden, intermediate), (intermediate, hidden)]  # (in, out)
+    inputs = [torch.randn(tokens, fan_in, requires_grad=True) for fan_in, _ in shapes]
+    weights = [torch.randn(fan_out, fan_in, requires_grad=True) for fan_in, fan_out in shapes]
+    grads = [torch.randn(tokens, fan_out) for _, fan_out in shapes]
+    flops = sum(3 * 2 * tokens * fan_in * fan_out for fan_in, fan_out in shapes)  # forward, input and weight grads
+
+    def passes(count: int) -> None:
+        for _ in range(count):
+            for x, w, g in zip(inputs, weights, grads, strict=True):
+                F.linear(x, w).backward(g)
+
+    passes(3)
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        passes(reps)
+        best = max(best, reps * flops / (time.perf_counter() - started))
+    return {"gflops": best / 1e9}

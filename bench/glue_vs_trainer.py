@@ -32,7 +32,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import device_peak_gflops, finish, interleaved, parse_systems, run_isolated, tiny_encoder
+from _common import (
+    device_peak_gflops,
+    finish,
+    interleaved,
+    linear_layers_gflops,
+    parse_systems,
+    run_isolated,
+    tiny_encoder,
+)
 
 SYSTEMS = ("trainer_pad128", "trainer_dynamic", "trainer_dynamic_bf16", "bertbench")
 
@@ -163,12 +171,16 @@ def flops_fields(model, real_lengths, computed_lengths, first_token: bool) -> di
     (``computed_flops_per_example``: bertbench's last layer on [CLS] alone does less; ``trainer_pad128`` computes
     128 positions; the padding added to length-grouped batches is not counted, which can only flatter the ceiling
     worked out from it in :func:`measure`)."""
+    from bertbench.models import transformers_models
     from bertbench.train import encoder_train_flops_per_token
 
     mean = float(np.mean(real_lengths))
     computed = float(np.mean(computed_lengths))
+    found = transformers_models(model)
+    config = (found[0] if found else model).config
     return {"mean_train_tokens": mean, "model_flops_per_token": encoder_train_flops_per_token(model, mean),
-            "computed_flops_per_example": computed * encoder_train_flops_per_token(model, computed, first_token)}
+            "computed_flops_per_example": computed * encoder_train_flops_per_token(model, computed, first_token),
+            "hidden_size": config.hidden_size, "intermediate_size": config.intermediate_size}
 
 
 def trainer_predictions(trainer, dataset):
@@ -224,6 +236,21 @@ def measure(args: dict, task: str, seed: int, system: str, peak: float | None = 
     return {"benchmark": "glue_vs_trainer", "task": task, "system": system, "seed": seed, **result}
 
 
+def with_linear_layers(rows: list[dict], batch_size: int, peak: float | None, size: int) -> list[dict]:
+    """The task's rows, each with ``linear_layers_gflops``: the model's linear layers (forward and backward) on a
+    batch's mean real token count (``batch_size`` x ``mean_train_tokens``), measured once after the task's runs,
+    and its share of ``peak`` (``linear_layers_share_of_peak``). Small smoke-test models (``size`` < 2048 rows of
+    the peak product) get the same columns."""
+    if not rows:
+        return rows
+    first = rows[0]
+    tokens = max(1, round(batch_size * float(first["mean_train_tokens"])))
+    gflops = linear_layers_gflops(tokens, int(first["hidden_size"]), int(first["intermediate_size"]),
+                                  repeats=2 if size < 2048 else 5, reps=2 if size < 2048 else 10)
+    share = {"linear_layers_share_of_peak": gflops / peak} if peak else {}
+    return [{**row, "linear_layers_tokens": tokens, "linear_layers_gflops": gflops, **share} for row in rows]
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="sst2,mrpc")
@@ -258,13 +285,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                             "nothing: this GPU is not in train.PEAK_BF16_TFLOPS"))
     rows = []
     for task in opts.tasks.split(","):
-        rows += interleaved(
+        done = interleaved(
             opts.seeds, systems,
             lambda seed, system, task=task: {**measure(args, task, seed, system, peak, peak_name), **extra},
             lambda row: (f"{row['train_examples_per_s']:.1f} train ex/s, {row['eval_examples_per_s']:.1f} eval ex/s, "
                          f"{row['peak_rss_mb']:.0f} MB, dev {row['dev_score']:.4f}"),
             label=task,
             skip=lambda seed, system: system == "trainer_pad128" and str(seed) not in opts.pad128_seeds.split(","))
+        rows += with_linear_layers(done, opts.batch_size, peak, 256 if opts.tiny else 2048)
     metrics = {"train_examples_per_s": True, "eval_examples_per_s": True, "peak_rss_mb": False}
     if peak:
         metrics["mfu"] = True

@@ -136,8 +136,15 @@ def ceiling_sentence(frame: pd.DataFrame, keys: list[str], spec: dict) -> str:
                 continue
             ceiling = row["ceiling_examples_per_s"]
             where = " ".join(str(v) for v in index[:-1] if v != "")
+            linear = ""
+            if "linear_layers_share_of_peak" in frame:
+                mine = frame[(frame["system"] == "bertbench") & (frame[keys[0]] == index[0])]
+                linear = (f" (the model's linear layers alone, forward and backward on a batch's "
+                          f"{mine['linear_layers_tokens'].iloc[0]:.0f} tokens: "
+                          f"{mine['linear_layers_share_of_peak'].iloc[0]:.0%})")
             parts.append(f"{where}: at most {ceiling:.0f} ex/s = {ceiling / theirs:.2f}× {other}; {minimum}× needs "
-                         f"{minimum * theirs / ceiling:.0%} of the peak, bertbench ran at {row[metric] / ceiling:.0%}")
+                         f"{minimum * theirs / ceiling:.0%} of the peak{linear}, bertbench ran at "
+                         f"{row[metric] / ceiling:.0%}")
     if not parts:
         return ""
     return ("Ceiling (every FLOP bertbench computes at the device's peak; padding, elementwise work, the optimizer and "

@@ -53,6 +53,11 @@ def test_glue_vs_trainer_smoke(glue_dir, tmp_path):
         assert np.allclose(frame["mfu"], frame["train_gflops"] / frame["cpu_matmul_gflops"])
         assert np.allclose(frame["ceiling_examples_per_s"] * frame["computed_flops_per_example"],
                            frame["cpu_matmul_gflops"] * 1e9)
+        assert np.allclose(frame["linear_layers_share_of_peak"],
+                           frame["linear_layers_gflops"] / frame["cpu_matmul_gflops"])
+    # the model's linear layers timed once, after the task's runs, on a batch's mean token count (batch size 32)
+    assert (frame["linear_layers_tokens"] == (32 * frame["mean_train_tokens"]).round()).all()
+    assert frame["linear_layers_gflops"].gt(0).all() and frame["linear_layers_gflops"].nunique() == 1
 
 
 def test_longdoc_vs_belt_smoke(tmp_path):
@@ -147,6 +152,13 @@ def test_the_report_says_what_the_device_peak_allows_against_each_speed_target()
     assert "sst2: at most 100 ex/s = 2.38× trainer_dynamic; 1.5× needs 63% of the peak, bertbench ran at 51%" in text
     # mrpc: 1.5 x 10 = 15 of a 24 ex/s ceiling
     assert "mrpc: at most 24 ex/s = 2.40× trainer_dynamic; 1.5× needs 62% of the peak, bertbench ran at 50%" in text
+    # with the linear layers' own share of the peak measured at a batch's size, the line gives it per task
+    timed = frame.assign(linear_layers_tokens=[429, 429, 429, 429, 1702, 1702],
+                         linear_layers_share_of_peak=[0.55] * 4 + [0.7] * 2)
+    text = report.ceiling_sentence(timed, ["task"], report.BENCHES["glue_vs_trainer_fp32"])
+    assert ("sst2: at most 100 ex/s = 2.38× trainer_dynamic; 1.5× needs 63% of the peak (the model's linear layers "
+            "alone, forward and backward on a batch's 429 tokens: 55%), bertbench ran at 51%") in text
+    assert "on a batch's 1702 tokens: 70%), bertbench ran at 50%" in text
     assert report.ceiling_sentence(frame.drop(columns="ceiling_examples_per_s").assign(
         ceiling_examples_per_s=np.nan).query("system == 'bertbench'"), ["task"],
         report.BENCHES["glue_vs_trainer_fp32"]) == ""  # no other system measured: nothing to say
