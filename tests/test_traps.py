@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -168,3 +169,41 @@ def test_predictions_come_back_in_the_dataset_order_though_batches_are_length_so
     assert sorted(dataset.lengths) != list(dataset.lengths)  # the batches are reordered
     logits = predict(LengthEcho(), dataset, PadCollator(bert_tokenizer), batch_size=8)
     assert logits[:, 0].astype(int).tolist() == list(dataset.lengths)
+
+
+def test_cpu_prediction_batches_hold_at_most_a_token_budget_and_give_the_same_outputs(bert_tokenizer, monkeypatch):
+    """On a CPU long inputs are predicted in smaller batches (``train.CPU_PREDICT_TOKENS`` padded tokens at most,
+    never fewer than one example), short ones at the full batch size, and the outputs are the same as unsplit, in
+    the dataset's order."""
+    from types import SimpleNamespace
+
+    from bertbench import train
+    from bertbench.encoding import SortedBatchSampler
+
+    lengths = [3, 30, 4, 31, 5, 32, 6, 29]
+    batches = list(SortedBatchSampler(lengths, batch_size=4, max_tokens=64))
+    assert batches == [[0, 2, 4, 6], [7, 1], [3, 5]]  # 4 short (4 x 6 = 24 tokens), then 2 x 30 and 2 x 32
+    assert list(SortedBatchSampler(lengths, 4)) == [[0, 2, 4, 6], [7, 1, 3, 5]]  # no budget: by count alone
+    assert list(SortedBatchSampler([50, 70], 4, max_tokens=64)) == [[0], [1]]  # one example even over the budget
+
+    seen = []
+
+    class LengthEcho(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Linear(1, 1)
+
+        def forward(self, input_ids, attention_mask, **_):
+            seen.append(tuple(input_ids.shape))
+            return SimpleNamespace(logits=attention_mask.sum(-1, keepdim=True).float())
+
+    texts = [" ".join(["word"] * (1 + (i * 7) % 13)) for i in range(40)]
+    dataset = encode(bb.Examples(texts, labels=[0] * 40), bert_tokenizer, 32)
+    monkeypatch.setattr(train, "CPU_PREDICT_TOKENS", 10**9)
+    whole = train.predict(LengthEcho(), dataset, PadCollator(bert_tokenizer), batch_size=16)
+    assert max(rows for rows, _ in seen) == 16
+    seen.clear()
+    monkeypatch.setattr(train, "CPU_PREDICT_TOKENS", 64)
+    split = train.predict(LengthEcho(), dataset, PadCollator(bert_tokenizer), batch_size=16)
+    assert all(rows * width <= 64 for rows, width in seen) and len(seen) > 3
+    assert np.array_equal(split, whole) and split[:, 0].astype(int).tolist() == list(dataset.lengths)

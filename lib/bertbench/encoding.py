@@ -129,15 +129,25 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
 
 class SortedBatchSampler(Sampler[list[int]]):
-    """Evaluation batches sorted by length (least padding); callers restore the original order from the indices."""
+    """Evaluation batches sorted by length (least padding); callers restore the original order from the indices.
 
-    def __init__(self, lengths: Sequence[int], batch_size: int):
+    ``max_tokens``: a batch also holds at most this many padded tokens (its longest example x its size; never fewer
+    than one example), so long inputs come in smaller batches than short ones.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, max_tokens: int | None = None):
         self.order = sorted(range(len(lengths)), key=lengths.__getitem__)
-        self.batch_size = batch_size
+        self.batches: list[list[int]] = []
+        for index in self.order:  # ascending: the example added is the longest of its batch
+            last = self.batches[-1] if self.batches else None
+            if last is None or len(last) >= batch_size or (
+                    max_tokens is not None and (len(last) + 1) * lengths[index] > max_tokens):
+                self.batches.append([index])
+            else:
+                last.append(index)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.order) / self.batch_size)
+        return len(self.batches)
 
     def __iter__(self) -> Iterator[list[int]]:
-        for i in range(0, len(self.order), self.batch_size):
-            yield self.order[i:i + self.batch_size]
+        yield from self.batches
