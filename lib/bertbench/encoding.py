@@ -128,6 +128,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         yield from batches
 
 
+# padded tokens per prediction batch on a CPU (train.predict), where large batches of long inputs are slower (512
+# tokens: 4 a batch, 1.36x faster than 32 on a 2-core EPYC; docs/benchmarks.md)
+CPU_PREDICT_TOKENS = 2048
+
+
 class SortedBatchSampler(Sampler[list[int]]):
     """Evaluation batches sorted by length (least padding); callers restore the original order from the indices.
 

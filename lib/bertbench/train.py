@@ -34,7 +34,7 @@ from .checkpoint import (
     restore_rng,
     save_training_state,
 )
-from .encoding import SortedBatchSampler
+from .encoding import CPU_PREDICT_TOKENS, SortedBatchSampler
 from .models import first_token_last_layer, set_attention
 
 
@@ -551,21 +551,16 @@ def _check_finite(first_bad: torch.Tensor, desc: str, epoch: int, state: LoopSta
         + "Lower the learning rate, set BB_MIXED_PRECISION=no, or check the data.")
 
 
-CPU_PREDICT_TOKENS = 2048  # padded tokens per prediction batch on a CPU, where large batches of long inputs are slower
-
-
 @_last_layer_on_first_token
 @torch.no_grad()
 def predict(model, dataset, collate, batch_size: int, accelerator=None, desc: str = "predict",
             memory_hint: str = "the evaluation batch size (BB_EVAL_BATCH_SIZE)") -> np.ndarray:
     """Model outputs (N, K) for every example of ``dataset``, in the dataset's order.
 
-    Batches are sorted by length (least padding); the order is restored before returning. On a CPU a batch also
-    holds at most :data:`CPU_PREDICT_TOKENS` padded tokens (512-token inputs: 4 a batch, 1.36x faster than 32 a
-    batch on a 2-core EPYC; docs/benchmarks.md). In a distributed launch each process predicts every ``world``-th
-    batch and the parts are gathered: every process returns all N outputs, each example counted once (no repeats
-    padding a last batch).
-    """
+    Batches are sorted by length (least padding; on a CPU at most :data:`CPU_PREDICT_TOKENS` padded tokens); the
+    order is restored before returning. In a distributed launch each process predicts every ``world``-th batch and
+    the parts are gathered: every process returns all N outputs, each example counted once (no repeats padding a
+    last batch)."""
     device = accelerator.device if accelerator is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
