@@ -236,17 +236,16 @@ def measure(args: dict, task: str, seed: int, system: str, peak: float | None = 
     return {"benchmark": "glue_vs_trainer", "task": task, "system": system, "seed": seed, **result}
 
 
-def with_linear_layers(rows: list[dict], batch_size: int, peak: float | None, size: int) -> list[dict]:
+def with_linear_layers(rows: list[dict], batch_size: int, peak: float | None, quick: bool = False) -> list[dict]:
     """The task's rows, each with ``linear_layers_gflops``: the model's linear layers (forward and backward) on a
     batch's mean real token count (``batch_size`` x ``mean_train_tokens``), measured once after the task's runs,
-    and its share of ``peak`` (``linear_layers_share_of_peak``). Small smoke-test models (``size`` < 2048 rows of
-    the peak product) get the same columns."""
+    and its share of ``peak`` (``linear_layers_share_of_peak``). ``quick`` (the smoke test): 2 timings of 2 passes."""
     if not rows:
         return rows
     first = rows[0]
     tokens = max(1, round(batch_size * float(first["mean_train_tokens"])))
     gflops = linear_layers_gflops(tokens, int(first["hidden_size"]), int(first["intermediate_size"]),
-                                  repeats=2 if size < 2048 else 5, reps=2 if size < 2048 else 10)
+                                  repeats=2 if quick else 5, reps=2 if quick else 10)
     share = {"linear_layers_share_of_peak": gflops / peak} if peak else {}
     return [{**row, "linear_layers_tokens": tokens, "linear_layers_gflops": gflops, **share} for row in rows]
 
@@ -292,7 +291,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                          f"{row['peak_rss_mb']:.0f} MB, dev {row['dev_score']:.4f}"),
             label=task,
             skip=lambda seed, system: system == "trainer_pad128" and str(seed) not in opts.pad128_seeds.split(","))
-        rows += with_linear_layers(done, opts.batch_size, peak, 256 if opts.tiny else 2048)
+        rows += with_linear_layers(done, opts.batch_size, peak, quick=opts.tiny)
     metrics = {"train_examples_per_s": True, "eval_examples_per_s": True, "peak_rss_mb": False}
     if peak:
         metrics["mfu"] = True

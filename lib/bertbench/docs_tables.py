@@ -105,9 +105,9 @@ def glue_published_markdown(frame: pd.DataFrame) -> str:
         if not json.loads(rows["config"].iloc[0]).get("lr_grid"):
             continue
         table, _ = glue_summary(rows)
-        name, protocol = title.split(" — ", 1)
-        name = "bertbench " + name.replace("**Model ", "").replace("**", "").replace(", SHA-256 prefix", "")
-        studies.append((name, f"{protocol}; init `{_joined(rows['init'])}`",
+        checkpoint = json.loads(rows["config"].iloc[0]).get("checkpoint")
+        name = f"bertbench `{rows['model'].iloc[0]}`" + (f" (weights `{checkpoint}`)" if checkpoint else "")
+        studies.append((name, f"{title.split(' — ', 1)[1]}; init `{_joined(rows['init'])}`",
                         table[table["lr_choice"].str.startswith("chosen")].set_index("task")))
     if not studies:
         return ""
