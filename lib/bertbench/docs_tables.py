@@ -102,10 +102,11 @@ def glue_published_markdown(frame: pd.DataFrame) -> str:
     published = cells.set_index(["model", "task"])["median"]  # one dev cell per (model, task)
     studies = []  # (column header, description, chosen rows by task)
     for title, rows in glue_studies(frame):
-        if not json.loads(rows["config"].iloc[0]).get("lr_grid"):
+        config = json.loads(rows["config"].iloc[0])
+        if not config.get("lr_grid"):
             continue
         table, _ = glue_summary(rows)
-        checkpoint = json.loads(rows["config"].iloc[0]).get("checkpoint")
+        checkpoint = config.get("checkpoint")
         name = f"bertbench `{rows['model'].iloc[0]}`" + (f" (weights `{checkpoint}`)" if checkpoint else "")
         studies.append((name, f"{title.split(' — ', 1)[1]}; init `{_joined(rows['init'])}`",
                         table[table["lr_choice"].str.startswith("chosen")].set_index("task")))

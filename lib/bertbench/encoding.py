@@ -141,9 +141,8 @@ class SortedBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, max_tokens: int | None = None):
-        self.order = sorted(range(len(lengths)), key=lengths.__getitem__)
         self.batches: list[list[int]] = []
-        for index in self.order:  # ascending: the example added is the longest of its batch
+        for index in sorted(range(len(lengths)), key=lengths.__getitem__):  # ascending: the newest is the longest
             last = self.batches[-1] if self.batches else None
             if last is None or len(last) >= batch_size or (
                     max_tokens is not None and (len(last) + 1) * lengths[index] > max_tokens):

@@ -569,7 +569,8 @@ def weights_fingerprint(name: str) -> str:
         return ""
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
     # run ids are computed several times per task: hash each file version once (a rewrite changes size/mtime/inode)
-    return _sha256_prefix(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns, f.stat().st_ino) for f in files))
+    stats = [(str(f), f.stat()) for f in files]
+    return _sha256_prefix(tuple((path, st.st_size, st.st_mtime_ns, st.st_ino) for path, st in stats))
 
 
 @functools.lru_cache(maxsize=16)
